@@ -1,0 +1,5 @@
+"""Imports every command module so each registers its commands on the shared Typer app."""
+
+from __future__ import annotations
+
+from authchain.cli import tour  # noqa: F401

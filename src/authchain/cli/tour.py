@@ -1,0 +1,13 @@
+"""``authchain tour``: a short tour of what exists (until the demo lands)."""
+
+from __future__ import annotations
+
+from authchain.cli import app
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from authchain import __version__
+
+    print(__version__)
