@@ -14,9 +14,9 @@ import base64
 import binascii
 import hashlib
 import json
+from typing import Any
 
 import orjson
-from typing import Any
 
 from authchain.errors import MalformedError, SizeLimitError
 

@@ -34,6 +34,7 @@ app = typer.Typer(
 def _root() -> None:
     """Attributable AI-agent actions: task tokens, request-time policy, a signed Merkle audit log."""
 
+
 # Exit codes by error family. 2 is left to usage errors (typer/click's own convention).
 EXIT_CODES: dict[type[AuthchainError], int] = {
     VerificationError: 1,
