@@ -48,6 +48,7 @@ __all__ = [
     "PolicyDenied",
     "StorageError",
     "NotFoundError",
+    "InvalidPrincipalError",
 ]
 
 
@@ -296,3 +297,14 @@ class StorageError(AuthchainError):
     """The store failed; nothing was acknowledged."""
 
     code = "storage_error"
+
+
+# --------------------------------------------------------------------------------------------------
+# Appended (identity): principals.
+
+
+class InvalidPrincipalError(VerificationError):
+    """A principal is malformed: unknown kind, a user id that is not a usable ``sub``, a workload
+    whose kind cannot be derived, or a trust domain that does not match the id."""
+
+    code = "invalid_principal"
