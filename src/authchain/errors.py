@@ -56,6 +56,9 @@ class AuthchainError(Exception):
     """Root of every error Authchain raises on purpose."""
 
     code: str = "authchain_error"
+    # Set by the authority when it recorded this refusal in the audit log: denials are evidence too,
+    # and a caller (the HTTP layer, an investigator) can point at the entry.
+    log_index: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
