@@ -49,6 +49,8 @@ __all__ = [
     "StorageError",
     "NotFoundError",
     "InvalidPrincipalError",
+    "DPoPAccessTokenHashError",
+    "ReplayCacheFullError",
 ]
 
 
@@ -311,3 +313,21 @@ class InvalidPrincipalError(VerificationError):
     whose kind cannot be derived, or a trust domain that does not match the id."""
 
     code = "invalid_principal"
+
+
+# --------------------------------------------------------------------------------------------------
+# Appended (tokens): DPoP.
+
+
+class DPoPAccessTokenHashError(DPoPError):
+    """The proof's ``ath`` is not the hash of the presented token (RFC 9449 section 4.3 (12),
+    section 9): the proof was made for another token."""
+
+    code = "dpop_ath_mismatch"
+
+
+class ReplayCacheFullError(ReplayError):
+    """The replay cache holds its maximum of unexpired ``jti`` values. The proof is refused rather
+    than a live ``jti`` forgotten (fail closed); the HTTP layer answers 503 with ``Retry-After``."""
+
+    code = "replay_cache_full"
