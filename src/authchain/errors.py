@@ -51,6 +51,9 @@ __all__ = [
     "InvalidPrincipalError",
     "DPoPAccessTokenHashError",
     "ReplayCacheFullError",
+    "RawTokenError",
+    "DuplicateEventError",
+    "CheckpointError",
 ]
 
 
@@ -331,3 +334,30 @@ class ReplayCacheFullError(ReplayError):
     than a live ``jti`` forgotten (fail closed); the HTTP layer answers 503 with ``Retry-After``."""
 
     code = "replay_cache_full"
+
+
+# --------------------------------------------------------------------------------------------------
+# Appended (audit): the log.
+
+
+class RawTokenError(MalformedError):
+    """An audit event contains what looks like a raw JWT. Only token hashes may be logged."""
+
+    code = "raw_token_in_event"
+
+
+class DuplicateEventError(VerificationError):
+    """An event with this id is already in the log, or twice in one batch; it was not appended."""
+
+    code = "duplicate_event"
+
+
+class CheckpointError(LogIntegrityError):
+    """A stored or trusted checkpoint is malformed, not signed by the log's key, out of order, or
+    does not match the log's entries. ``size`` is the checkpoint's tree size when known."""
+
+    code = "checkpoint_invalid"
+
+    def __init__(self, message: str, index: int | None = None, size: int | None = None) -> None:
+        super().__init__(message, index)
+        self.size = size
