@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-from authchain.cli import tour  # noqa: F401
+from authchain.cli import (
+    policy,  # noqa: F401
+    tour,  # noqa: F401
+)
