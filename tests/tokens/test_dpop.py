@@ -605,3 +605,19 @@ def test_malleated_es256_signature_of_a_used_proof_is_still_a_replay() -> None:
     assert twin != proof
     with pytest.raises(ReplayError):
         _verify(twin, replay_cache=cache, expected_jkt=EC_KEY.kid)
+
+
+def test_public_surface_of_the_dpop_module_is_pinned() -> None:
+    import authchain.tokens.dpop as dpop
+
+    assert sorted(dpop.__all__) == [
+        "DPOP_TYP",
+        "DPoPProof",
+        "MAX_PROOF_BYTES",
+        "NonceSource",
+        "ReplayCache",
+        "create_proof",
+        "normalize_htu",
+        "verify_proof",
+    ]
+    assert all(hasattr(dpop, name) for name in dpop.__all__)
