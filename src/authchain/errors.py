@@ -54,6 +54,9 @@ __all__ = [
     "RawTokenError",
     "DuplicateEventError",
     "CheckpointError",
+    "InvalidTargetError",
+    "RemoteError",
+    "RemoteUnavailableError",
 ]
 
 
@@ -361,3 +364,43 @@ class CheckpointError(LogIntegrityError):
     def __init__(self, message: str, index: int | None = None, size: int | None = None) -> None:
         super().__init__(message, index)
         self.size = size
+
+
+# --------------------------------------------------------------------------------------------------
+# Appended (server, sdk): targets and remote refusals.
+
+
+class InvalidTargetError(VerificationError):
+    """The requested audience of a hop is unknown, not a workload, or refused (RFC 8693 section
+    2.2.2 ``invalid_target``)."""
+
+    code = "invalid_target"
+
+
+class RemoteError(AuthchainError):
+    """An Authchain service (the authority, a tool) refused a request over HTTP, or could not be
+    reached. ``error`` is the OAuth error or problem code it answered with, ``status`` the HTTP
+    status (0 when it could not be reached), ``log_index`` the entry recording the refusal."""
+
+    code = "remote_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str = "remote_error",
+        status: int = 0,
+        log_index: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status = status
+        self.log_index = log_index
+        self.retry_after = retry_after
+
+
+class RemoteUnavailableError(RemoteError):
+    """The remote service could not be reached, timed out, or answered 5xx/429: try again later."""
+
+    code = "remote_unavailable"
