@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from typing import Any
 
 import orjson
@@ -28,7 +29,14 @@ __all__ = [
     "json_dumps_compact",
 ]
 
-_B64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+# RFC 4648 section 5: base64url is base64 with "-" and "_" in place of "+" and "/".
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_B64URL_VALUES = {
+    c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+# A final group of 2 characters carries 8 bits in 12, one of 3 carries 16 in 18.
+_UNUSED_BITS = {2: 0x0F, 3: 0x03}
 
 
 def b64url_encode(data: bytes) -> str:
@@ -45,14 +53,19 @@ def b64url_decode(text: str | bytes, *, max_len: int = 1 << 20) -> bytes:
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
     if len(raw) > max_len:
         raise SizeLimitError(f"base64url field is {len(raw)} characters, limit {max_len}")
-    if len(raw) % 4 == 1 or not _B64URL_ALPHABET.issuperset(raw):
+    rem = len(raw) % 4
+    # The standard alphabet's "+" and "/" and the padding "=" are not base64url (RFC 4648
+    # section 5, RFC 7515 section 2); everything else outside the alphabet is refused by the
+    # strict decoder below.
+    if rem == 1 or b"+" in raw or b"/" in raw or b"=" in raw:
         raise MalformedError("invalid base64url encoding")
     try:
-        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - alphabet checked above
+        decoded = binascii.a2b_base64(raw.translate(_TO_STANDARD) + _PADDING[rem], strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
         raise MalformedError("invalid base64url encoding") from exc
-    # Canonical form: re-encoding must give back exactly the input (no stray trailing bits).
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != raw:
+    # Canonical form (RFC 4648 section 3.5): the bits of the last character that carry no data
+    # must be zero, or two strings would decode to the same bytes.
+    if rem and _B64URL_VALUES[raw[-1]] & _UNUSED_BITS[rem]:
         raise MalformedError("non-canonical base64url encoding")
     return decoded
 
@@ -77,12 +90,39 @@ def _refuse_constant(name: str) -> Any:
     raise MalformedError(f"JSON constant {name} is not allowed")
 
 
+def _finite_float(text: str) -> float:
+    # ``json`` turns an out-of-range literal such as 1e400 into infinity without consulting
+    # ``parse_constant``; that is Infinity by another spelling, so it is refused the same way.
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedError(f"JSON number {text[:32]} is out of range")
+    return value
+
+
 def json_loads_strict(data: bytes | str, *, max_len: int = 1 << 20) -> Any:
     """Parse JSON refusing duplicate member names, NaN/Infinity, and inputs over ``max_len`` bytes."""
     if len(data) > max_len:
         raise SizeLimitError(f"JSON document is {len(data)} bytes, limit {max_len}")
+    # Fast path for the common case, a document in compact form (what Authchain, PyJWT and joserfc
+    # emit): orjson parses it, and if re-serialising gives back exactly the input bytes, the input
+    # cannot have had duplicate members (a dict keeps one of each) nor NaN/Infinity (orjson
+    # refuses them). Anything else, including everything orjson refuses, takes the strict parser
+    # below, so the result and the errors are the same as without this path, only faster.
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if orjson.dumps(value) == raw:
+            return value
+    try:
+        return json.loads(
+            data,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
     except MalformedError:
         raise
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

@@ -53,6 +53,11 @@ _THUMBPRINT_MEMBERS: Final[dict[str, tuple[str, ...]]] = {
 # Members that make a JWK private (RFC 7518 section 6.2.2, 6.3.2; RFC 8037 section 2).
 _PRIVATE_MEMBERS: Final[frozenset[str]] = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
+# SEC 2 v2 section 2.4.2 (secp256r1): the order n of the base point, and n // 2, the largest "low"
+# ECDSA s value.
+P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_HALF_ORDER: Final = P256_ORDER // 2
+
 _MAX_JWK_MEMBER = 512  # bytes of any one member; real EC/OKP members are 43 characters
 
 
@@ -287,6 +292,11 @@ class SigningKey:
         assert self._ec is not None
         der = self._ec.sign(message, ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
+        # ECDSA is malleable: (r, n - s) verifies as well as (r, s). Token hashes name tokens (for
+        # ``prev``, revocation and audit), so every signature made here takes the low-s form and
+        # the task-token verifier refuses the other (SEC 1 v2 section 4.1.3; BIP 62 "low S").
+        if s > P256_HALF_ORDER:
+            s = P256_ORDER - s
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def __repr__(self) -> str:
@@ -318,6 +328,10 @@ class JWKS:
         for entry in entries:
             if not isinstance(entry, Mapping):
                 raise InvalidKeyError("JWKS entry must be an object")
+            # RFC 7517 section 4.2: a key published for encryption ("use": "enc") must not verify.
+            use = entry.get("use")
+            if use is not None and use != "sig":
+                raise InvalidKeyError(f"JWKS entry has 'use' {use!r}; a signature key needs 'sig'")
             public = {k: v for k, v in entry.items() if k not in ("kid", "use", "key_ops")}
             key = PublicKey.from_jwk(public)
             if "kid" in entry and entry["kid"] != key.kid:
