@@ -506,9 +506,11 @@ def _load_file(
         ids = cast(dict[str, str], result.id_annotations_by_policy_id)
         messages = []
         for error in result.errors:
-            message = str(error.error)
-            for cedar_id, pid in ids.items():
-                message = message.replace(f"`{cedar_id}`", f"`{pid}`")
+            # Cedar names policies by position ("policy0"); the file's readers know their @id.
+            cedar_id = str(error.policy_id)
+            message = str(error.error).replace(f"for policy `{cedar_id}`, ", "")
+            if cedar_id:
+                message = f"policy `{ids.get(cedar_id, cedar_id)}`: {message}"
             messages.append(_one_line(message))
         raise PolicyLoadError(
             f"{name}: does not validate against the schema: {'; '.join(messages)}"
