@@ -1,0 +1,100 @@
+"""Tokens: task tokens, the rules of a hop, revocation, DPoP proofs, ID tokens, and compact JWS."""
+
+from __future__ import annotations
+
+from authchain.tokens.dpop import (
+    DPOP_TYP,
+    MAX_PROOF_BYTES,
+    DPoPProof,
+    NonceSource,
+    ReplayCache,
+    create_proof,
+    normalize_htu,
+    verify_proof,
+)
+from authchain.tokens.hop import (
+    DEFAULT_HOP_LIFETIME,
+    DEFAULT_MAX_DEPTH,
+    HopRequest,
+    derive_child_claims,
+    first_token_claims,
+)
+from authchain.tokens.id_token import (
+    ID_TOKEN_TYPE,
+    LocalIdentityProvider,
+    VerifiedAssertion,
+    verify_id_token,
+)
+from authchain.tokens.jws import (
+    MAX_HEADER_BYTES,
+    MAX_TOKEN_BYTES,
+    UnverifiedJWS,
+    parse_compact,
+    sign_compact,
+)
+from authchain.tokens.revocation import IssuedToken, RevocationSet
+from authchain.tokens.task_token import (
+    MAX_CHAIN_DEPTH,
+    MAX_SKEW,
+    TXN_TOKEN_TYP,
+    TXN_TOKEN_TYPE_URN,
+    FrozenDict,
+    FrozenList,
+    TaskTokenClaims,
+    TrustList,
+    VerifiedTaskToken,
+    act_from_chain,
+    chain_from_act,
+    freeze_json,
+    mint_task_token,
+    parse_scope,
+    verify_task_token,
+)
+
+__all__ = [
+    # task tokens
+    "TXN_TOKEN_TYP",
+    "TXN_TOKEN_TYPE_URN",
+    "MAX_CHAIN_DEPTH",
+    "MAX_SKEW",
+    "TaskTokenClaims",
+    "VerifiedTaskToken",
+    "TrustList",
+    "FrozenDict",
+    "FrozenList",
+    "freeze_json",
+    "mint_task_token",
+    "verify_task_token",
+    "act_from_chain",
+    "chain_from_act",
+    "parse_scope",
+    # hops
+    "DEFAULT_HOP_LIFETIME",
+    "DEFAULT_MAX_DEPTH",
+    "HopRequest",
+    "derive_child_claims",
+    "first_token_claims",
+    # revocation
+    "IssuedToken",
+    "RevocationSet",
+    # DPoP
+    "DPOP_TYP",
+    "MAX_PROOF_BYTES",
+    "DPoPProof",
+    "NonceSource",
+    "ReplayCache",
+    "create_proof",
+    "normalize_htu",
+    "verify_proof",
+    # ID tokens
+    "ID_TOKEN_TYPE",
+    "LocalIdentityProvider",
+    "VerifiedAssertion",
+    "verify_id_token",
+    # compact JWS
+    "MAX_HEADER_BYTES",
+    "MAX_TOKEN_BYTES",
+    "UnverifiedJWS",
+    "parse_compact",
+    "sign_compact",
+]
