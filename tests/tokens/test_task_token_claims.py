@@ -158,6 +158,8 @@ MALFORMED: list[tuple[str, dict[str, Any], type[Exception]]] = [
     ("tctx-too-deep", _with(tctx={"a": {"b": {"c": {"d": {"e": 1}}}}}), SizeLimitError),
     ("tctx-too-many-members", _with(tctx={"a": list(range(70))}), SizeLimitError),
     ("rctx-string", _with(rctx="chat"), ClaimError),
+    ("rctx-non-string-key", _with(rctx={1: "x"}), ClaimError),
+    ("rctx-nested-non-string-key", _with(rctx={"a": {2: "x"}}), ClaimError),
     ("too-many-claims", _with(**{f"x{i}": 1 for i in range(32)}), SizeLimitError),
 ]
 
@@ -189,6 +191,9 @@ def test_nothing_invalid_is_ever_signed() -> None:
         mint(make_claims(scope=()))
     with pytest.raises(ClaimError):
         mint(make_claims(tctx={"amount": 0.5}))
+    # Frozen containers are checked like any other: their type vouches for nothing.
+    with pytest.raises(ClaimError):
+        mint(make_claims(rctx=FrozenDict({"amount": 0.5})))
 
 
 def test_parse_scope_accepts_tokens_or_the_string_form() -> None:

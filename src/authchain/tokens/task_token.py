@@ -465,8 +465,6 @@ def _parse_authz(value: object) -> dict[str, Any]:
 
 def _context(p: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = p.get(name)
-    if type(value) is FrozenDict:
-        return value  # already checked and frozen (a parent's context, copied into its child)
     if not isinstance(value, dict):
         raise ClaimError(f"claim '{name}' is missing or not a JSON object")
     # Fast path: the usual context is a small flat object of short ASCII strings.
@@ -476,6 +474,7 @@ def _context(p: Mapping[str, Any], name: str) -> dict[str, Any]:
                 type(item) is str
                 and len(item) <= MAX_CONTEXT_STRING_CHARS
                 and item.isascii()
+                and type(key) is str
                 and len(key) <= MAX_CONTEXT_STRING_CHARS
                 and key.isascii()
             ):
@@ -514,6 +513,8 @@ def _check_json(value: object, name: str, depth: int, budget: list[int]) -> None
             raise SizeLimitError(f"'{name}' has more than {MAX_CONTEXT_MEMBERS} members")
         if isinstance(value, dict):
             for key, item in value.items():
+                if type(key) is not str:
+                    raise ClaimError(f"a member name in '{name}' is not a string")
                 _check_json(key, name, depth, budget)
                 _check_json(item, name, depth + 1, budget)
         else:
