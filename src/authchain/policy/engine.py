@@ -71,6 +71,9 @@ _SPIFFE_PREFIX = "spiffe://"
 # entity escape, https://docs.cedarpolicy.com/auth/entities-syntax.html).
 _SETTINGS_UID = {"type": "Settings", "id": "pack"}
 _SETTINGS_REF = orjson.Fragment(orjson.dumps({"__entity": _SETTINGS_UID}))
+_ACTION_UIDS: Mapping[str, dict[str, str]] = {
+    action: {"type": "Action", "id": action} for action in ("start_task", "delegate", "invoke")
+}
 # RFC 9562 section 5.7: the UUIDv7 timestamp is 48 bits of Unix milliseconds.
 _MAX_UUID7_SECONDS = (1 << 48) // 1000
 
@@ -200,7 +203,8 @@ class PolicyEngine:
                 cedar_request, loaded.cedar_policies, entities, loaded.cedar_schema
             )
             diagnostics = result.diagnostics
-            errors = tuple(_clip(str(e)) for e in diagnostics.errors)
+            raw_errors = diagnostics.errors
+            errors = tuple([_clip(str(e)) for e in raw_errors]) if raw_errors else ()
             determining = tuple(sorted(diagnostics.reasons))
             cedar_decision = result.decision
         except Exception as exc:  # noqa: BLE001 - fail closed: whatever went wrong is a denial
@@ -218,7 +222,7 @@ class PolicyEngine:
                 id=_decision_id(request),
                 effect="allow",
                 policies=determining,
-                reasons=tuple(reasons_by_id.get(p, "") for p in determining),
+                reasons=tuple([reasons_by_id.get(p, "") for p in determining]),
                 errors=(),
                 policy_set_hash=loaded.policy_set_hash,
             )
@@ -226,7 +230,7 @@ class PolicyEngine:
         # matched did. With neither, say why nothing did.
         if cedar_decision is cedarpy.Decision.Deny and determining:
             policies = determining
-            reasons = tuple(reasons_by_id.get(p, "") for p in determining)
+            reasons = tuple([reasons_by_id.get(p, "") for p in determining])
         else:
             policies = ()
             reasons = (FAIL_CLOSED_REASON if errors else DENY_BY_DEFAULT_REASON,)
@@ -292,7 +296,7 @@ def _cedar_inputs(request: PolicyRequest) -> tuple[dict[str, Any], str]:
     ).decode()
     cedar_request = {
         "principal": principal_uid,
-        "action": {"type": "Action", "id": request.action},
+        "action": _ACTION_UIDS.get(request.action) or {"type": "Action", "id": request.action},
         "resource": resource_uid,
         # Passed as JSON text: cedarpy hands a string through instead of serialising a dict again.
         "context": context,
