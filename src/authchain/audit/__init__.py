@@ -1,0 +1,62 @@
+"""The tamper-evident audit log (DESIGN.md, "Audit log").
+
+Events (:mod:`~authchain.audit.events`) are RFC 8785 canonical JSON; the log is an RFC 9162 Merkle
+tree (:mod:`~authchain.audit.merkle`) whose state is a C2SP checkpoint signed as a C2SP note with
+Ed25519 (:mod:`~authchain.audit.checkpoint`, :mod:`~authchain.audit.note`);
+:func:`~authchain.audit.verify.verify_log` recomputes a whole log. Storage is behind
+:class:`authchain.audit.store.LogStore` (import stores from :mod:`authchain.audit.store`).
+"""
+
+from __future__ import annotations
+
+from authchain.audit.checkpoint import (
+    DEFAULT_ORIGIN,
+    Checkpoint,
+    SignedCheckpoint,
+    open_checkpoint,
+    sign_checkpoint,
+)
+from authchain.audit.events import (
+    ATTRS_MAX_BYTES,
+    EVENT_MAX_BYTES,
+    KINDS,
+    OUTCOMES,
+    AuditEvent,
+    check_leaf,
+)
+from authchain.audit.merkle import (
+    ConsistencyProof,
+    InclusionProof,
+    leaf_hash,
+    node_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from authchain.audit.note import NoteSigner, NoteVerifier, open_note, sign_note
+from authchain.audit.verify import VerifiedLog, verify_log
+
+__all__ = [
+    "ATTRS_MAX_BYTES",
+    "AuditEvent",
+    "Checkpoint",
+    "ConsistencyProof",
+    "DEFAULT_ORIGIN",
+    "EVENT_MAX_BYTES",
+    "InclusionProof",
+    "KINDS",
+    "NoteSigner",
+    "NoteVerifier",
+    "OUTCOMES",
+    "SignedCheckpoint",
+    "VerifiedLog",
+    "check_leaf",
+    "leaf_hash",
+    "node_hash",
+    "open_checkpoint",
+    "open_note",
+    "sign_checkpoint",
+    "sign_note",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_log",
+]

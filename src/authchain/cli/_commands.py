@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from authchain.cli import (
+    audit,  # noqa: F401
+    keys,  # noqa: F401
     policy,  # noqa: F401
     tour,  # noqa: F401
 )

@@ -1,0 +1,425 @@
+"""Verification of a whole log: what `authchain audit verify` and the attribution engine run.
+
+Pure: it reads what it is given (entries, checkpoints, stored tree nodes) and does no I/O of its
+own, so it runs the same against any store or against an export.
+
+For every entry, in index order:
+
+1. the index is the next one (a deleted or reordered row leaves a gap);
+2. the stored bytes are exactly the RFC 8785 canonical JSON of a valid event
+   (:func:`~authchain.audit.events.check_leaf`), so a change that keeps valid JSON is refused even
+   before hashing;
+3. the leaf hash recomputed from the bytes equals the stored leaf hash (RFC 9162 section 2.1.1);
+4. every tree node the entry completes, recomputed, equals the stored node (proofs are served from
+   stored nodes, so they must agree with the entries);
+5. at every size where a checkpoint was stored, the recomputed root equals the checkpoint's root,
+   whose signature has been checked under the log's key (C2SP signed-note and tlog-checkpoint).
+   All roots come from one recomputed tree, so consecutive checkpoints are consistent with each
+   other by construction.
+
+Then: the latest checkpoint must cover the whole log (no unsigned tail, no checkpoint beyond the
+last entry, which would mean the tail was cut off), and every *trusted* checkpoint (one saved
+outside the store, e.g. by a witness) must match the recomputed tree at its size. Only that last
+check catches a history rewritten and re-signed by whoever holds the log's key.
+
+The first failure raises :class:`~authchain.errors.LogIntegrityError` (or its subclass
+:class:`~authchain.errors.CheckpointError`) whose ``index`` is the first bad entry index when the
+failure can be narrowed to one (or the first of a range, which the message names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import multiprocessing
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from authchain.audit.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from authchain.audit.events import check_leaf
+from authchain.audit.merkle import EMPTY_ROOT, CompactRange
+from authchain.audit.note import NoteVerifier
+from authchain.errors import CheckpointError, LogIntegrityError, VerificationError
+
+__all__ = ["VerifiedLog", "verify_log", "MAX_LEVEL"]
+
+#: Deepest tree level a store can hold (2**48 entries); levels above the tree must be empty.
+MAX_LEVEL: Final = 48
+
+_PROGRESS_EVERY: Final = 1 << 14
+# Entries per task sent to a worker process: large enough that pickling and scheduling are noise.
+_CHUNK: Final = 4096
+
+
+class _Entry(Protocol):
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def leaf(self) -> bytes: ...
+
+    @property
+    def leaf_hash(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedLog:
+    """What a successful verification established."""
+
+    size: int
+    root_hash: bytes
+    checkpoints: int
+    latest: Checkpoint
+    trusted: tuple[Checkpoint, ...] = ()
+
+
+class _Checkpoints:
+    """Stored checkpoints, verified one at a time as the entry stream reaches their sizes."""
+
+    def __init__(
+        self, stored: Iterable[SignedCheckpoint], verifier: NoteVerifier, origin: str | None
+    ) -> None:
+        self._it = iter(stored)
+        self._verifier = verifier
+        self._origin = origin
+        self.count = 0
+        self.last: Checkpoint | None = None
+        self.next: Checkpoint | None = None
+        self._advance()
+
+    def _advance(self) -> None:
+        signed = next(self._it, None)
+        if signed is None:
+            self.next = None
+            return
+        number = self.count + 1
+        try:
+            checkpoint = open_checkpoint(signed.text, self._verifier, origin=self._origin)
+        except VerificationError as exc:
+            raise CheckpointError(
+                f"stored checkpoint #{number} (size {signed.size}) does not verify: {exc.message}",
+                size=signed.size,
+            ) from exc
+        if checkpoint.size != signed.size:
+            raise CheckpointError(
+                f"stored checkpoint #{number} is filed under size {signed.size} but signs size "
+                f"{checkpoint.size}",
+                size=signed.size,
+            )
+        previous = self.next or self.last
+        if previous is not None and checkpoint.size <= previous.size:
+            raise CheckpointError(
+                f"stored checkpoint #{number} (size {checkpoint.size}) does not follow the one of "
+                f"size {previous.size}: checkpoints were reordered or duplicated",
+                size=checkpoint.size,
+            )
+        self.next = checkpoint
+
+    def reached(self, size: int, root: bytes) -> None:
+        """The stream has ``size`` entries whose root is ``root``: check checkpoints of that size."""
+        while self.next is not None and self.next.size == size:
+            checkpoint = self.next
+            self.count += 1
+            if not hmac.compare_digest(checkpoint.root_hash, root):
+                start = self.last.size if self.last is not None else 0
+                raise CheckpointError(
+                    f"stored checkpoint #{self.count} (size {size}) was signed over different "
+                    f"entries: entries {start}..{size - 1} are not the ones it signed",
+                    index=start,
+                    size=size,
+                )
+            self.last = checkpoint
+            self._advance()
+
+
+class _Nodes:
+    """Stored tree nodes, read level by level in index order alongside the recomputation."""
+
+    def __init__(self, source: Callable[[int], Iterable[tuple[int, bytes]]]) -> None:
+        self._source = source
+        self._levels: dict[int, Iterator[tuple[int, bytes]]] = {}
+
+    def check(self, level: int, index: int, value: bytes) -> None:
+        it = self._levels.get(level)
+        if it is None:
+            it = self._levels[level] = iter(self._source(level))
+        stored = next(it, None)
+        first, last = index << level, ((index + 1) << level) - 1
+        if stored is None or stored[0] != index:
+            raise LogIntegrityError(
+                f"tree node (level {level}, index {index}) over entries {first}..{last} is missing "
+                f"from the store",
+                first,
+            )
+        if not hmac.compare_digest(stored[1], value):
+            raise LogIntegrityError(
+                f"entries {first}..{last} do not match the stored tree node (level {level}, index "
+                f"{index}): one of these entries, or the node, was changed",
+                first,
+            )
+
+    def finish(self, size: int) -> None:
+        for level in range(1, MAX_LEVEL + 1):
+            it = self._levels.get(level)
+            if it is None:
+                it = iter(self._source(level))
+            extra = next(it, None)
+            if extra is not None:
+                raise LogIntegrityError(
+                    f"the store holds tree node (level {level}, index {extra[0]}) beyond the log's "
+                    f"{size} entries: entries were removed from the end",
+                    size,
+                )
+
+
+def _trusted(
+    trusted: Iterable[str | SignedCheckpoint], verifier: NoteVerifier, origin: str | None
+) -> list[Checkpoint]:
+    out = []
+    for item in trusted:
+        text = item.text if isinstance(item, SignedCheckpoint) else item
+        try:
+            out.append(open_checkpoint(text, verifier, origin=origin))
+        except VerificationError as exc:
+            raise CheckpointError(
+                f"the trusted checkpoint does not verify under this log's key: {exc.message}"
+            ) from exc
+    out.sort(key=lambda c: c.size)
+    return out
+
+
+def _check_chunk(first: int, leaves: list[bytes]) -> tuple[int, str] | None:
+    """Worker side of a parallel verification: step (2) for a run of entries."""
+    for offset, leaf in enumerate(leaves):
+        try:
+            check_leaf(leaf)
+        except VerificationError as exc:
+            return first + offset, exc.message
+    return None
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # fork is cheap and re-imports nothing, but forking a process that runs other threads (a
+    # server) can deadlock the child: then forkserver, which starts workers from a clean process.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+
+
+def verify_log(
+    entries: Iterable[_Entry],
+    checkpoints: Iterable[SignedCheckpoint],
+    verifier: NoteVerifier,
+    *,
+    nodes: Callable[[int], Iterable[tuple[int, bytes]]] | None = None,
+    trusted: Iterable[str | SignedCheckpoint] = (),
+    origin: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    workers: int = 0,
+) -> VerifiedLog:
+    """Verify a whole log; return what was established or raise :class:`LogIntegrityError`.
+
+    ``entries`` and ``checkpoints`` must come in increasing index and size order (as a store
+    serves them); ``nodes(level)`` yields a level's stored ``(index, hash)`` pairs in order (skip
+    the node check with ``None``, e.g. for an export). ``origin`` defaults to the key name.
+
+    With ``workers`` > 1, step (2) runs in that many worker processes while this one hashes and
+    rebuilds the tree; the result, including which failure is reported first, is the same.
+    """
+    trusted_list = _trusted(trusted, verifier, origin)
+    if workers > 1:
+        with _pool(workers) as pool:
+            run = _Run(checkpoints, verifier, nodes, trusted_list, origin, progress, pool, workers)
+            return run.verify(entries)
+    run = _Run(checkpoints, verifier, nodes, trusted_list, origin, progress, None, 0)
+    return run.verify(entries)
+
+
+class _Run:
+    """One verification: the stream of entries against checkpoints, trusted checkpoints, nodes."""
+
+    def __init__(
+        self,
+        checkpoints: Iterable[SignedCheckpoint],
+        verifier: NoteVerifier,
+        nodes: Callable[[int], Iterable[tuple[int, bytes]]] | None,
+        trusted: list[Checkpoint],
+        origin: str | None,
+        progress: Callable[[int], None] | None,
+        pool: ProcessPoolExecutor | None,
+        workers: int,
+    ) -> None:
+        self.trusted = trusted
+        self.pending_trusted = list(trusted)
+        self.stored = _Checkpoints(checkpoints, verifier, origin)
+        self.node_check = _Nodes(nodes) if nodes is not None else None
+        self.progress = progress
+        self.pool = pool
+        self.in_flight: deque[Future[tuple[int, str] | None]] = deque()
+        self.max_in_flight = 2 * workers
+        self.compact = CompactRange()
+        self.chunk: list[bytes] = []
+        self.chunk_start = 0
+
+    def reached(self, size: int, root: bytes) -> None:
+        self.stored.reached(size, root)
+        while self.pending_trusted and self.pending_trusted[0].size == size:
+            checkpoint = self.pending_trusted.pop(0)
+            if not hmac.compare_digest(checkpoint.root_hash, root):
+                raise CheckpointError(
+                    f"the log does not match the trusted checkpoint of size {size}: its first "
+                    f"{size} entries were rewritten (and its checkpoints re-signed)",
+                    size=size,
+                )
+
+    def _collect(self, block: bool, before: int | None = None) -> None:
+        """Raise the earliest worker failure among finished chunks (all chunks if ``block``)."""
+        while self.in_flight and (block or self.in_flight[0].done()):
+            failure = self.in_flight.popleft().result()
+            if failure is not None and (before is None or failure[0] <= before):
+                index, message = failure
+                raise LogIntegrityError(f"entry {index}: {message}", index)
+
+    def verify(self, entries: Iterable[_Entry]) -> VerifiedLog:
+        try:
+            return self._verify(entries)
+        except LogIntegrityError as exc:
+            if self.pool is None:
+                raise
+            # A failure found here may come after one step (2) would find in an earlier entry, or
+            # in the same one (step 2 precedes step 3): the earliest is the one to report. Finish
+            # step (2) up to this point, in the workers' chunks and in the one not yet sent.
+            bound = exc.index if exc.index is not None else self.compact.size
+            self._collect(block=True, before=bound)
+            for offset, leaf in enumerate(self.chunk):
+                index = self.chunk_start + offset
+                if index > bound:
+                    break
+                try:
+                    check_leaf(leaf)
+                except VerificationError as inner:
+                    raise LogIntegrityError(f"entry {index}: {inner.message}", index) from inner
+            raise
+
+    def _verify(self, entries: Iterable[_Entry]) -> VerifiedLog:
+        self.reached(0, EMPTY_ROOT)
+        compact = self.compact
+        hashes = compact.hashes
+        sha256 = hashlib.sha256
+        node_check = self.node_check
+        progress = self.progress
+        parallel = self.pool is not None
+        chunk = self.chunk
+        expected = 0
+        next_stop = _next_stop(self.stored, self.pending_trusted)
+        for entry in entries:
+            index = entry.index
+            # (1) No gap: a missing index means a deleted (or moved) row.
+            if index != expected:
+                raise LogIntegrityError(
+                    f"entry {expected} is missing (the next stored entry is {index})", expected
+                )
+            leaf = entry.leaf
+            # (2) Canonical JSON of a valid event (here, or in a worker).
+            if parallel:
+                chunk.append(leaf)
+                if len(chunk) == _CHUNK:
+                    self._submit(self.chunk_start, chunk)
+                    chunk = self.chunk = []
+                    self.chunk_start = index + 1
+            else:
+                try:
+                    check_leaf(leaf)
+                except VerificationError as exc:
+                    raise LogIntegrityError(f"entry {index}: {exc.message}", index) from exc
+            # (3) The stored leaf hash is the hash of the stored event (RFC 9162 2.1.1).
+            h = sha256(b"\x00" + leaf).digest()
+            if not hmac.compare_digest(h, entry.leaf_hash):
+                raise LogIntegrityError(
+                    f"entry {index}: the stored leaf hash is not the hash of the stored event "
+                    f"(the event was changed)",
+                    index,
+                )
+            # (4) Integrate, checking each node this leaf completes against the stored one.
+            position, level = index, 0
+            while position & 1:
+                h = sha256(b"\x01" + hashes[level] + h).digest()  # type: ignore[operator]
+                hashes[level] = None
+                level += 1
+                position >>= 1
+                if node_check is not None:
+                    node_check.check(level, position, h)
+            if level == len(hashes):
+                hashes.append(h)
+            else:
+                hashes[level] = h
+            expected = index + 1
+            compact.size = expected
+            # (5) Checkpoints (stored and trusted) of this size.
+            if expected == next_stop:
+                self.reached(expected, compact.root())
+                next_stop = _next_stop(self.stored, self.pending_trusted)
+            if progress is not None and not expected % _PROGRESS_EVERY:
+                progress(expected)
+        if chunk:
+            self._submit(self.chunk_start, chunk)
+            self.chunk = []
+        self._collect(block=True)
+        if progress is not None:
+            progress(expected)
+        return self._finish(expected)
+
+    def _submit(self, first: int, chunk: list[bytes]) -> None:
+        assert self.pool is not None
+        self._collect(block=False)
+        while len(self.in_flight) >= self.max_in_flight:
+            failure = self.in_flight.popleft().result()
+            if failure is not None:
+                index, message = failure
+                raise LogIntegrityError(f"entry {index}: {message}", index)
+        self.in_flight.append(self.pool.submit(_check_chunk, first, chunk))
+
+    def _finish(self, size: int) -> VerifiedLog:
+        stored = self.stored
+        # The checkpoints must end where the log ends.
+        if stored.next is not None:
+            beyond = stored.next
+            raise CheckpointError(
+                f"stored checkpoint #{stored.count + 1} covers {beyond.size} entries but the log "
+                f"holds {size}: entries {size}..{beyond.size - 1} were removed",
+                index=size,
+                size=beyond.size,
+            )
+        if self.pending_trusted:
+            beyond = self.pending_trusted[0]
+            raise CheckpointError(
+                f"the trusted checkpoint covers {beyond.size} entries but the log holds {size}: the "
+                f"log was truncated",
+                index=size,
+                size=beyond.size,
+            )
+        latest = stored.last
+        if latest is None:
+            raise CheckpointError("the log has no signed checkpoint", index=0)
+        if latest.size != size:
+            raise CheckpointError(
+                f"entries {latest.size}..{size - 1} are not covered by any signed checkpoint (the "
+                f"latest covers {latest.size})",
+                index=latest.size,
+                size=latest.size,
+            )
+        if self.node_check is not None:
+            self.node_check.finish(size)
+        return VerifiedLog(size, latest.root_hash, stored.count, latest, tuple(self.trusted))
+
+
+def _next_stop(stored: _Checkpoints, trusted: list[Checkpoint]) -> int:
+    sizes = [c.size for c in (stored.next, trusted[0] if trusted else None) if c is not None]
+    return min(sizes) if sizes else -1
