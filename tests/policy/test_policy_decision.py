@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import authchain.policy
-from authchain.errors import MalformedError
+from authchain.errors import ConfigurationError, MalformedError
 from authchain.policy import (
     DENY_BY_DEFAULT_REASON,
     Decision,
@@ -180,7 +180,7 @@ def test_request_from_dict_defaults_depth_to_the_chain_length(delegate: Build) -
 def test_settings_round_trip_and_refuse_bad_values() -> None:
     settings = PolicySettings(max_depth=3, federated_trust_domains=frozenset({"p.example"}))
     assert PolicySettings.from_dict(settings.to_dict()) == settings
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         PolicySettings(max_depth=-1)
     with pytest.raises(TypeError):
         PolicySettings(sensitive_scopes="crm:delete")  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from authchain.errors import PolicyLoadError
-from authchain.policy import Decision, PolicyEngine, PolicyRequest
+from authchain.policy import Decision, PolicyEngine, PolicyRequest, PolicySettings
 
 Build = Callable[..., PolicyRequest]
 Write = Callable[..., Path]
@@ -56,6 +57,18 @@ def test_reload_without_a_directory_rereads_the_same_one(
     assert "b-denies" in engine.decide(delegate()).policies
 
 
+def test_reload_without_arguments_keeps_explicit_settings(
+    write_policies: Write, delegate: Build
+) -> None:
+    directory = write_policies(SET_A)
+    (directory / "settings.json").write_text('{"max_depth": 7}')
+    engine = PolicyEngine.from_directory(directory, settings=PolicySettings(max_depth=3))
+    engine.reload()
+    assert engine.settings.max_depth == 3
+    engine.reload(directory)  # a directory given without settings: its settings.json
+    assert engine.settings.max_depth == 7
+
+
 def test_failed_reload_keeps_the_current_set_in_force(
     write_policies: Write, delegate: Build
 ) -> None:
@@ -97,15 +110,20 @@ def test_concurrent_reload_never_yields_a_mixed_decision(
             failures.append(exc)
 
     deciders = [threading.Thread(target=decide_repeatedly) for _ in range(3)]
-    for thread in deciders:
-        thread.start()
+    # A short switch interval makes threads interleave far more often (more chances to catch a
+    # torn read) and keeps the reloading thread from waiting out long GIL turns of the deciders.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
     try:
-        for i in range(120):
+        for thread in deciders:
+            thread.start()
+        for i in range(80):
             engine.reload(b if i % 2 == 0 else a)
     finally:
         stop.set()
         for thread in deciders:
             thread.join()
+        sys.setswitchinterval(interval)
 
     assert not failures
     assert not mixed, mixed[:3]

@@ -110,7 +110,7 @@ class PolicyEngine:
     evaluation problem; it returns a denial that carries the error.
     """
 
-    __slots__ = ("_loaded", "_directory", "_reload_lock")
+    __slots__ = ("_loaded", "_directory", "_explicit_settings", "_reload_lock")
 
     def __init__(
         self,
@@ -120,6 +120,7 @@ class PolicyEngine:
     ) -> None:
         self._reload_lock = threading.Lock()
         self._directory = _as_traversable(directory)
+        self._explicit_settings = settings
         self._loaded = _load(self._directory, settings)
 
     @classmethod
@@ -174,17 +175,25 @@ class PolicyEngine:
         *,
         settings: PolicySettings | None = None,
     ) -> str:
-        """Load a new set (by default from the same directory) and swap it in whole.
+        """Load a new set and swap it in whole; return its policy-set hash.
 
-        Returns the new policy-set hash. On any load error the current set stays in force and
-        :class:`PolicyLoadError` (or :class:`ConfigurationError`) is raised.
+        With no arguments, the same directory is read again with the same explicit settings (or,
+        if none were given, its ``settings.json``). With a ``directory`` and no ``settings``, that
+        directory's ``settings.json`` or the defaults apply. On any load error the current set
+        stays in force and :class:`PolicyLoadError` (or :class:`ConfigurationError`) is raised.
         """
         with self._reload_lock:
-            target = self._directory if directory is None else _as_traversable(directory)
+            if directory is None:
+                target = self._directory
+                if settings is None:
+                    settings = self._explicit_settings
+            else:
+                target = _as_traversable(directory)
             loaded = _load(target, settings)
             # One reference assignment: atomic for every thread that reads ``_loaded`` once.
             self._loaded = loaded
             self._directory = target
+            self._explicit_settings = settings
             return loaded.policy_set_hash
 
     # ---------------------------------------------------------------------------------------------

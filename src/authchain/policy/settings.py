@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from authchain._encoding import json_loads_strict
-from authchain.errors import MalformedError, PolicyLoadError
+from authchain.errors import ConfigurationError, MalformedError, PolicyLoadError
 
 __all__ = ["PolicySettings", "SETTINGS_FILE"]
 
@@ -58,7 +58,7 @@ class PolicySettings:
             or isinstance(self.max_depth, bool)
             or not 0 <= self.max_depth <= _CEDAR_LONG_MAX
         ):
-            raise ValueError("max_depth must be a non-negative 64-bit integer")
+            raise ConfigurationError("max_depth must be a non-negative 64-bit integer")
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical JSON form: sets as sorted lists (also what the policies see as context)."""
