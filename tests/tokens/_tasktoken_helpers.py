@@ -31,6 +31,8 @@ AUTHORITY_KEY = SigningKey.from_ed25519_seed(bytes(range(32)))
 PLANNER_KEY = SigningKey.from_ed25519_seed(bytes(range(1, 33)))
 CRM_KEY = SigningKey.from_ed25519_seed(bytes(range(2, 34)))
 HASH_A = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+# A policy set hash is lowercase hex SHA-256 (what `authchain policy check` prints).
+POLICY_HASH = "90a3cae6acf155669ab40f7f00b45e0ba8ea37bd5cf3ed3c470bc1c1aadaa4b89"[:64]
 
 
 def trust_for(*keys: SigningKey, issuer: str = ISSUER) -> TrustList:

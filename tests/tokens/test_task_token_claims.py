@@ -8,7 +8,16 @@ import pickle
 from typing import Any
 
 import pytest
-from _tasktoken_helpers import CRM, HASH_A, MAILER, PLANNER, PLANNER_KEY, make_claims, mint
+from _tasktoken_helpers import (
+    CRM,
+    HASH_A,
+    MAILER,
+    PLANNER,
+    PLANNER_KEY,
+    POLICY_HASH,
+    make_claims,
+    mint,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,7 +55,7 @@ def test_chain_properties_read_the_nested_act() -> None:
 
 def test_payload_round_trips() -> None:
     claims = make_claims(
-        authz={"id": "d-1", "policies": ["a", "b"], "policy_set_hash": HASH_A},
+        authz={"id": "d-1", "policies": ["a", "b"], "policy_set_hash": POLICY_HASH},
         prev=HASH_A,
         log=0,
         nbf=1,
@@ -136,17 +145,17 @@ MALFORMED: list[tuple[str, dict[str, Any], type[Exception]]] = [
     ("authz-missing-member", _with(authz={"id": "d", "policies": []}), ClaimError),
     (
         "authz-extra-member",
-        _with(authz={"id": "d", "policies": [], "policy_set_hash": HASH_A, "x": 1}),
+        _with(authz={"id": "d", "policies": [], "policy_set_hash": POLICY_HASH, "x": 1}),
         ClaimError,
     ),
     (
         "authz-policies-string",
-        _with(authz={"id": "d", "policies": "p", "policy_set_hash": HASH_A}),
+        _with(authz={"id": "d", "policies": "p", "policy_set_hash": POLICY_HASH}),
         ClaimError,
     ),
     (
         "authz-too-many-policies",
-        _with(authz={"id": "d", "policies": ["p"] * 65, "policy_set_hash": HASH_A}),
+        _with(authz={"id": "d", "policies": ["p"] * 65, "policy_set_hash": POLICY_HASH}),
         SizeLimitError,
     ),
     ("tctx-array", _with(tctx=["x"]), ClaimError),

@@ -53,7 +53,7 @@ def test_minted_token_verifies_to_the_same_claims() -> None:
         authz={
             "id": "0190c6a4-0000-7000-8000-000000000001",
             "policies": ["p1"],
-            "policy_set_hash": PLANNER_KEY.kid,
+            "policy_set_hash": "a" * 64,
         },
         prev=PLANNER_KEY.kid,
         log=7,

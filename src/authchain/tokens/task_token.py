@@ -422,6 +422,14 @@ def _hash(value: object, name: str) -> str:
     raise ClaimError(f"claim '{name}' is not a base64url SHA-256 value")
 
 
+def _hex_sha256(value: object, name: str) -> str:
+    # The policy set hash is printed as lowercase hex (as ``sha256sum`` does), which is how an
+    # investigator compares it with ``authchain policy check``; token hashes are base64url.
+    if type(value) is str and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value
+    raise ClaimError(f"claim '{name}' is not a lowercase hex SHA-256 value")
+
+
 def _parse_act(value: object) -> dict[str, Any]:
     """RFC 8693 4.1: nested ``act`` objects, each naming one actor by ``sub``.
 
@@ -459,7 +467,7 @@ def _parse_authz(value: object) -> dict[str, Any]:
     if len(policies) > MAX_POLICIES:
         raise SizeLimitError(f"claim 'authz.policies' has {len(policies)} entries, limit 64")
     checked = FrozenList(_string(policy, "authz.policies[]", MAX_ID_CHARS) for policy in policies)
-    policy_set_hash = _hash(value["policy_set_hash"], "authz.policy_set_hash")
+    policy_set_hash = _hex_sha256(value["policy_set_hash"], "authz.policy_set_hash")
     return FrozenDict(id=decision_id, policies=checked, policy_set_hash=policy_set_hash)
 
 
