@@ -6,5 +6,6 @@ from authchain.cli import (
     audit,  # noqa: F401
     keys,  # noqa: F401
     policy,  # noqa: F401
+    report,  # noqa: F401
     tour,  # noqa: F401
 )

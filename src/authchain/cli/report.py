@@ -1,0 +1,186 @@
+"""``authchain demo``, ``authchain trace`` and ``authchain findings``: the attribution reports.
+
+Thin: the scenario lives in :mod:`authchain.demo`, the reports in :mod:`authchain.attribution`; this
+module opens the store, calls them, and renders the result (rich for people, ``--json`` for tools).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from authchain.attribution import Finding, Report, findings, trace
+from authchain.audit.store import open_store
+from authchain.cli import app
+from authchain.cli.audit import opened
+from authchain.errors import NotFoundError
+
+DEMO_DB = "authchain-demo.db"
+
+_SEVERITY_STYLE = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def render_report(console: Console, report: Report, *, title: str = "Attribution report") -> None:
+    """The three answers, the path with its policies, the verdict, the findings."""
+    event = report.event
+    initiator = report.initiator or {}
+    executor = report.executor or {}
+    verdict_style = "bold green" if report.verdict == "complete" else "bold red"
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("Event", f"#{event['index']} {event['kind']}  ({event['id']})")
+    head.add_row("Task", str(report.task or "-"))
+    head.add_row(
+        "Who initiated it?",
+        f"{initiator.get('id', 'unknown')} ({initiator.get('kind', '?')})"
+        if initiator
+        else "unknown",
+    )
+    head.add_row(
+        "Which identity executed it?",
+        f"{executor.get('id', 'unknown')} ({executor.get('kind', '?')})" if executor else "unknown",
+    )
+    head.add_row("Verdict", Text(report.verdict, style=verdict_style))
+    console.print(Panel(head, title=title, expand=False))
+
+    # Blocks rather than a table: SPIFFE IDs, hashes and reasons stay whole and copyable.
+    console.print("[bold]What allowed each delegation?[/bold]")
+    if not report.chain:
+        console.print("  nothing: this event has no authority path")
+    for n, entry in enumerate(report.chain, 1):
+        decision = entry.decision or {}
+        console.print(
+            f"  [bold]{n}.[/bold] {entry.actor}  [dim]({entry.kind}, log #{entry.index})[/dim]"
+        )
+        console.print(f"     token      {entry.token or '(issued by this event)'}")
+        console.print(f"     decision   {decision.get('effect', '?')}  {decision.get('id', '')}")
+        for policy, reason in zip(
+            decision.get("policies") or [], decision.get("reasons") or [], strict=False
+        ):
+            console.print(f"     policy     {policy}: {reason}")
+        console.print(f"     policy set {decision.get('policy_set_hash', '?')}")
+    render_findings(console, report.findings, title="Findings for this event")
+    log = report.log
+    console.print(f"[dim]log size {log.get('size')}, root {log.get('root')}[/dim]")
+
+
+def render_findings(
+    console: Console, items: tuple[Finding, ...] | list[Finding], *, title: str
+) -> None:
+    if not items:
+        console.print(f"[bold]{title}:[/bold] none")
+        return
+    console.print(f"[bold]{title}[/bold] ({len(items)})")
+    for f in items:
+        fw = f.frameworks
+        style = _SEVERITY_STYLE.get(str(f.severity), "")
+        evidence = " ".join(f"#{i}" for i in f.evidence) or "-"
+        console.print(
+            Text.assemble(("  " + str(f.severity).upper().ljust(9), style), (f.code, "bold")),
+            f"[dim]log {evidence}[/dim]",
+        )
+        console.print(f"    {f.message}", highlight=False)
+        refs = [
+            " ".join(fw.owasp_asi),
+            " ".join(fw.owasp_threats),
+            "MAESTRO " + " ".join(fw.maestro),
+            " ".join(fw.atlas),
+            "NIST AI RMF " + " ".join(fw.nist_ai_rmf),
+        ]
+        console.print("    [dim]" + " · ".join(r for r in refs if r.strip()) + "[/dim]")
+
+
+@app.command("demo")
+def demo_command(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help=f"SQLite file for the demo's log (default ./{DEMO_DB}, recreated)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run the built-in multi-agent scenario and print the attribution report of its last action."""
+    from authchain.demo import run_demo
+
+    path = db or DEMO_DB
+    if db is None:
+        # The default file is the demo's own: start it afresh so the report is reproducible.
+        for suffix in ("", "-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+    store = open_store(path, create=True)
+    try:
+        outcome = run_demo(store)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(outcome.to_dict())
+        return
+    console = Console()
+    console.print(f"[bold]Authchain demo[/bold]: log written to {path}")
+    for step in outcome.steps:
+        index = step.get("index")
+        console.print(f"  [dim]#{index}[/dim] {step['step']}")
+    console.print()
+    render_report(console, outcome.report, title="The final tool action")
+    console.print()
+    render_findings(console, list(outcome.findings), title="Findings over the whole log")
+    console.print(
+        f"\n[dim]Verify the log: authchain audit verify --db {path}\n"
+        f"Trace any entry: authchain trace --index N --db {path}[/dim]"
+    )
+
+
+@app.command("trace")
+def trace_command(
+    event_id: Annotated[str | None, typer.Argument(help="The event's id (a UUIDv7).")] = None,
+    index: Annotated[int | None, typer.Option("--index", help="The event's log index.")] = None,
+    db: Annotated[str, typer.Option("--db", help="The audit log (SQLite path).")] = DEMO_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """The attribution report for one event: initiator, executor, every hop and its policy."""
+    if (event_id is None) == (index is None):
+        raise NotFoundError("name the event by its id or by --index N (exactly one)")
+    with opened(db) as store:
+        report = trace(store, event_id=event_id, index=index)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        render_report(Console(), report)
+    # Like ``audit verify``: a broken authority path is a non-zero exit, so scripts can gate on it.
+    if report.verdict != "complete":
+        raise typer.Exit(1)
+
+
+@app.command("findings")
+def findings_command(
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's entries.")] = None,
+    db: Annotated[str, typer.Option("--db", help="The audit log (SQLite path).")] = DEMO_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Every finding over the log (or one task), after verifying the log."""
+    with opened(db) as store:
+        items = findings(store, txn=task)
+    if as_json:
+        _print_json([f.to_dict() for f in items])
+        return
+    render_findings(Console(), items, title="Findings" + (f" for task {task}" if task else ""))
