@@ -25,6 +25,7 @@ from authchain.errors import AuthchainError, NotFoundError
 __all__ = ["ChainEntry", "Report", "trace"]
 
 ISSUANCE_KINDS = frozenset({"task.started", "hop.granted", "federation.redeemed"})
+_BREAKING = frozenset({"CHAIN_GAP", "LOG_INTEGRITY", "UNATTRIBUTED_ACTION"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,10 @@ class _Walker:
 
     def flag(self, code: str, message: str, evidence: list[int], txn: str | None = None) -> None:
         self.findings.append(make_finding(code, message, evidence, txn=txn))
-        if code not in ("AUTONOMOUS_ACTION",):
+        # The verdict is about the authority path itself: a gap, an unverifiable entry or no path
+        # at all breaks it. A refusal the log proves (escalation, replay) is a finding about an
+        # intact path, as is an autonomous initiator.
+        if code in _BREAKING:
             self.broken = True
 
     def entry(self, index: int) -> AuditEvent | None:
