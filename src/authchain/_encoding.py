@@ -73,7 +73,9 @@ def b64url_decode(text: str | bytes, *, max_len: int = 1 << 20) -> bytes:
 def sha256_b64url(data: bytes | str) -> str:
     """base64url(SHA-256(data)): the form of ``ath``, token hashes in events, and ``prev``."""
     if isinstance(data, str):
-        data = data.encode("ascii")
+        # A real token is ASCII; hashing an untrusted non-ASCII string must not raise (the hash of
+        # a hostile input is still recorded as evidence), so encode without failing.
+        data = data.encode("utf-8", "surrogatepass")
     return b64url_encode(hashlib.sha256(data).digest())
 
 
