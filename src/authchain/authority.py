@@ -236,6 +236,9 @@ class Authority:
         self._revoked_tokens: dict[str, int] = {}
         self._revoked_tasks: dict[str, int] = {}
         self._txns_with_revoked_tokens: set[str] = set()
+        # Revoked tokens whose task the log could not name (see ``revoke``): while any stands, every
+        # token's lineage is checked, not only the lineages of tasks known to hold a revoked token.
+        self._revoked_unscoped: set[str] = set()
         self._load_revocations()
 
     # ----------------------------------------------------------------------------------------------
@@ -318,6 +321,7 @@ class Authority:
         self._revoked_tokens = {k: int(v) for k, v in data.get("tokens", {}).items()}
         self._revoked_tasks = {k: int(v) for k, v in data.get("tasks", {}).items()}
         self._txns_with_revoked_tokens = set(data.get("token_txns", []))
+        self._revoked_unscoped = set(data.get("unscoped", []))
 
     def _save_revocations(self) -> None:
         import orjson
@@ -326,6 +330,7 @@ class Authority:
             "tokens": self._revoked_tokens,
             "tasks": self._revoked_tasks,
             "token_txns": sorted(self._txns_with_revoked_tokens),
+            "unscoped": sorted(self._revoked_unscoped),
         }
         self.store.put_meta(_META_REVOCATIONS, orjson.dumps(data).decode())
 
@@ -749,7 +754,7 @@ class Authority:
             raise RevokedError(
                 f"this token was revoked (log index {self._revoked_tokens[token.token_hash]})"
             )
-        if claims.txn in self._txns_with_revoked_tokens:
+        if claims.txn in self._txns_with_revoked_tokens or self._revoked_unscoped:
             for ancestor in self._ancestors(claims):
                 if ancestor in self._revoked_tokens:
                     raise RevokedError(
@@ -806,6 +811,11 @@ class Authority:
                 self._revoked_tokens[token_hash] = index
                 if event_txn:
                     self._txns_with_revoked_tokens.add(event_txn)
+                else:
+                    # A token never presented names no event by its hash: its issuance entry is
+                    # written before it is signed, so it carries the jti, not the hash. Its task
+                    # is unknown, yet its descendants must still be refused.
+                    self._revoked_unscoped.add(token_hash)
             else:
                 assert txn is not None
                 index = self._record(
