@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from authchain.attribution.findings import Finding, make_finding
 from authchain.attribution.rules import scan_events
+from authchain.audit.events import AuditEvent
 from authchain.audit.store import LogStore
-from authchain.errors import LogIntegrityError
+from authchain.errors import AuthchainError, LogIntegrityError
 
 __all__ = ["findings"]
 
@@ -15,14 +18,43 @@ def findings(store: LogStore, *, txn: str | None = None, verify: bool = True) ->
     recomputed against its signed checkpoints: a log that does not verify yields ``LOG_INTEGRITY``
     naming the first bad index, and the per-entry findings are still reported (they may be forged)."""
     out: list[Finding] = []
+    flagged: set[int] = set()
     if verify:
         try:
             store.verify()
         except LogIntegrityError as exc:
             evidence = [exc.index] if exc.index is not None else []
+            flagged.update(evidence)
             out.append(
                 make_finding("LOG_INTEGRITY", f"the log does not verify: {exc.message}", evidence)
             )
-    entries = store.events_for_task(txn) if txn is not None else store.entries(0, store.size())
-    out.extend(scan_events(entries))
+    unreadable: list[int] = []
+    out.extend(scan_events(_readable(store, txn, unreadable)))
+    # An entry whose stored bytes are no longer an event is itself evidence of tampering; the
+    # others are still scanned rather than lost with it.
+    for index in unreadable:
+        if index not in flagged:
+            out.append(
+                make_finding("LOG_INTEGRITY", f"entry {index} is not a valid event", [index])
+            )
     return out
+
+
+def _readable(
+    store: LogStore, txn: str | None, unreadable: list[int]
+) -> Iterator[tuple[int, AuditEvent]]:
+    if txn is not None:
+        try:
+            # A list: if one of the task's entries does not parse, this raises before yielding.
+            yield from store.events_for_task(txn)
+            return
+        except LogIntegrityError:
+            pass  # read the log entry by entry instead, skipping what does not parse
+    for entry in store.raw_entries(0, store.size()):
+        try:
+            event = entry.event()
+        except AuthchainError:
+            unreadable.append(entry.index)
+            continue
+        if txn is None or event.txn == txn:
+            yield entry.index, event

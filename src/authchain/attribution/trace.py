@@ -20,7 +20,7 @@ from authchain.attribution.rules import classify_event
 from authchain.audit.checkpoint import SignedCheckpoint
 from authchain.audit.events import AuditEvent
 from authchain.audit.store import LogStore
-from authchain.errors import AuthchainError, NotFoundError
+from authchain.errors import AuthchainError, LogIntegrityError, NotFoundError
 
 __all__ = ["ChainEntry", "Report", "trace"]
 
@@ -114,6 +114,10 @@ class _Walker:
             return None
         try:
             event = self.store.get(index)
+        except LogIntegrityError as exc:
+            # The stored bytes are no longer an event: someone edited the log.
+            self.flag("LOG_INTEGRITY", f"entry {index} does not verify: {exc.message}", [index])
+            return None
         except (AuthchainError, LookupError):
             return None
         if index not in self._verified:
