@@ -1,0 +1,20 @@
+"""The authority's HTTP API (DESIGN.md, "Layers": a thin adapter over :class:`Authority`).
+
+:func:`create_app` returns a Starlette ASGI application; ``authchain serve`` runs it on uvicorn.
+"""
+
+from __future__ import annotations
+
+from authchain.server.app import ID_TOKEN_TYPE, TOKEN_EXCHANGE, TXN_TOKEN_TYPE, create_app
+from authchain.server.errors import OAUTH_ERRORS, oauth_error_code
+from authchain.server.openapi import openapi_document
+
+__all__ = [
+    "ID_TOKEN_TYPE",
+    "OAUTH_ERRORS",
+    "TOKEN_EXCHANGE",
+    "TXN_TOKEN_TYPE",
+    "create_app",
+    "oauth_error_code",
+    "openapi_document",
+]

@@ -1,0 +1,150 @@
+"""Request parsing for the HTTP API: bounded bodies, strict forms, strict JSON, bounded integers.
+
+Everything here reads untrusted input and either returns a value or raises :class:`ApiError` with a
+4xx status; nothing leaks ``ValueError`` or ``UnicodeDecodeError`` (CONVENTIONS.md, "Errors").
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, Final
+
+from starlette.requests import Request
+
+from authchain._encoding import json_loads_strict
+from authchain.errors import MalformedError
+from authchain.server.errors import ApiError
+
+__all__ = [
+    "FORM_MEDIA_TYPE",
+    "read_body",
+    "parse_form",
+    "parse_json_object",
+    "query_int",
+    "media_type",
+    "optional_str",
+    "required_str",
+    "string_list",
+]
+
+# RFC 6749 section 3.2 / RFC 8693 section 2.1: the token endpoint takes this encoding only.
+FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
+
+_MAX_FORM_FIELDS: Final = 32
+
+
+def media_type(request: Request) -> str:
+    """The request's media type without parameters, lowercased (RFC 9110 section 8.3.1)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it exceeds ``limit`` bytes (before reading it all
+    when ``Content-Length`` says so)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isascii() or not declared.isdigit() or len(declared) > 12:
+            raise ApiError(400, "invalid_request", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise ApiError(413, "size_limit", f"request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, "size_limit", f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body as a dict.
+
+    RFC 6749 section 3.2: a parameter sent more than once is an error, and a parameter sent without a
+    value is treated as omitted. The body must be ASCII (percent-encoding carries anything else) and
+    its percent-encoded octets valid UTF-8.
+    """
+    try:
+        text = body.decode("ascii")
+        pairs = urllib.parse.parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(
+            400, "invalid_request", "the body is not a valid form-urlencoded document"
+        ) from exc
+    form: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"parameter {name[:40]!r} is repeated (RFC 6749 section 3.2)",
+            )
+        seen.add(name)
+        if value:
+            form[name] = value
+    return form
+
+
+def parse_json_object(body: bytes, limit: int) -> dict[str, Any]:
+    """A strict JSON object (no duplicate members, no NaN), or a 400 problem."""
+    try:
+        value = json_loads_strict(body, max_len=limit)
+    except MalformedError as exc:
+        raise ApiError(
+            400, "invalid_request", f"the body is not valid JSON: {exc.message}"
+        ) from exc
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return value
+
+
+def required_str(data: Mapping[str, Any], name: str, limit: int = 2048) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiError(
+            400, "invalid_request", f"{name!r} is required and must be a non-empty string"
+        )
+    if len(value) > limit:
+        raise ApiError(400, "invalid_request", f"{name!r} is longer than {limit} characters")
+    return value
+
+
+def optional_str(data: Mapping[str, Any], name: str, limit: int = 2048) -> str | None:
+    if data.get(name) is None:
+        return None
+    return required_str(data, name, limit)
+
+
+def string_list(data: Mapping[str, Any], name: str, *, limit: int = 64) -> list[str]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, "invalid_request", f"{name!r} must be an array of strings")
+    if len(value) > limit:
+        raise ApiError(400, "invalid_request", f"{name!r} has more than {limit} entries")
+    return value
+
+
+def query_int(request: Request, name: str, *, required: bool = True, default: int = 0) -> int:
+    """A non-negative integer query parameter below 2**63 (the store's index range)."""
+    values = request.query_params.getlist(name)
+    if not values:
+        if required:
+            raise ApiError(400, "invalid_request", f"query parameter {name!r} is required")
+        return default
+    if len(values) > 1:
+        raise ApiError(400, "invalid_request", f"query parameter {name!r} is repeated")
+    text = values[0]
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ApiError(
+            400, "invalid_request", f"query parameter {name!r} must be a non-negative integer"
+        )
+    return int(text)
