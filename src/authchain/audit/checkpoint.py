@@ -109,7 +109,7 @@ def open_checkpoint(
         text = open_note(note, verifier)
         checkpoint = Checkpoint.parse(text)
     except VerificationError as exc:
-        raise CheckpointError(f"checkpoint does not verify: {exc.message}") from exc
+        raise CheckpointError(f"checkpoint refused: {exc.message}") from exc
     expected = verifier.name if origin is None else origin
     if checkpoint.origin != expected:
         raise CheckpointError(

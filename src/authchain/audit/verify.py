@@ -101,7 +101,7 @@ class _Checkpoints:
             checkpoint = open_checkpoint(signed.text, self._verifier, origin=self._origin)
         except VerificationError as exc:
             raise CheckpointError(
-                f"stored checkpoint #{number} (size {signed.size}) does not verify: {exc.message}",
+                f"stored checkpoint #{number} (size {signed.size}) does not verify ({exc.message})",
                 size=signed.size,
             ) from exc
         if checkpoint.size != signed.size:
@@ -186,7 +186,7 @@ def _trusted(
             out.append(open_checkpoint(text, verifier, origin=origin))
         except VerificationError as exc:
             raise CheckpointError(
-                f"the trusted checkpoint does not verify under this log's key: {exc.message}"
+                f"the trusted checkpoint does not verify under this log's key ({exc.message})"
             ) from exc
     out.sort(key=lambda c: c.size)
     return out
