@@ -96,6 +96,9 @@ class _Walker:
             checkpoint.verify(store.verifier())
         except AuthchainError as exc:
             self.flag("LOG_INTEGRITY", f"the latest checkpoint does not verify: {exc.message}", [])
+            # Nothing can be proven without it, but the entries are still read (unproven, and the
+            # verdict already broken) so the report shows what the log claims rather than "not found".
+            self.size = store.size()
             return
         self.checkpoint = checkpoint
         self.size = checkpoint.size
@@ -120,7 +123,7 @@ class _Walker:
             return None
         except (AuthchainError, LookupError):
             return None
-        if index not in self._verified:
+        if index not in self._verified and self.checkpoint is not None:
             try:
                 self.store.verify_inclusion(index, self.size)
             except AuthchainError as exc:
