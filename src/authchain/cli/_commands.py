@@ -7,5 +7,6 @@ from authchain.cli import (
     keys,  # noqa: F401
     policy,  # noqa: F401
     report,  # noqa: F401
+    serve,  # noqa: F401
     tour,  # noqa: F401
 )

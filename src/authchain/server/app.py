@@ -540,7 +540,7 @@ def create_app(
     *,
     admin_token: str | None = None,
     nonce_source: NonceSource | None = None,
-    public_log: bool = True,
+    public_log: bool = False,
 ) -> Starlette:
     """The authority's HTTP API.
 
