@@ -114,7 +114,18 @@ def _check(value: Any, depth: int) -> bool:
                 if _SURROGATE.search(name):
                     raise CanonicalizationError("member name contains a lone surrogate")
                 astral |= max(name) > "\uffff"
-            astral |= _check(item, depth + 1)
+            # Flat members (the common case) are checked here rather than by a call each.
+            item_kind = type(item)
+            if item_kind is str:
+                if not item.isascii() and _SURROGATE.search(item):
+                    raise CanonicalizationError("string contains a lone surrogate")
+            elif item_kind is int:
+                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    raise CanonicalizationError(
+                        f"integer {item} is outside the I-JSON safe range (RFC 7493 section 2.2)"
+                    )
+            elif item is not None and item_kind is not bool:
+                astral |= _check(item, depth + 1)
         return astral
     raise CanonicalizationError(f"{kind.__name__} is not a JSON value")
 

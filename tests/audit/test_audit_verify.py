@@ -3,7 +3,6 @@ in one process or with workers, always naming the same first failure."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from conftest import make_event
 
 from authchain.audit import verify as verify_module
 from authchain.audit.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from authchain.audit.events import AuditEvent
 from authchain.audit.merkle import CompactRange, leaf_hash
 from authchain.audit.note import NoteSigner
 from authchain.audit.store import LogEntry
@@ -32,18 +32,14 @@ def log(
 def _edit(entries: list[LogEntry], index: int, outcome: str = "failed") -> list[LogEntry]:
     edited = list(entries)
     event = edited[index].event().to_dict() | {"outcome": outcome}
-    from authchain.audit.events import AuditEvent
-
-    edited[index] = dataclasses.replace(
-        edited[index], leaf=AuditEvent.from_dict(event).leaf_bytes()
-    )
+    edited[index] = edited[index]._replace(leaf=AuditEvent.from_dict(event).leaf_bytes())
     return edited
 
 
 def _noncanonical(entries: list[LogEntry], index: int) -> list[LogEntry]:
     edited = list(entries)
     leaf = edited[index].leaf.replace(b'","', b'", "', 1)
-    edited[index] = dataclasses.replace(edited[index], leaf=leaf)
+    edited[index] = edited[index]._replace(leaf=leaf)
     return edited
 
 
@@ -68,9 +64,7 @@ def test_a_trusted_checkpoint_in_the_middle_of_the_log_is_checked_at_its_size(lo
     assert middle.size == 100
     result = verify_log(entries, checkpoints, store.verifier(), trusted=[middle.text])
     assert [c.size for c in result.trusted] == [100]
-    forged = [
-        dataclasses.replace(e, leaf_hash=leaf_hash(e.leaf)) for e in _edit(entries, 99, "denied")
-    ]
+    forged = [e._replace(leaf_hash=leaf_hash(e.leaf)) for e in _edit(entries, 99, "denied")]
     # Internally consistent and signed with the log's own key: only the trusted checkpoint tells.
     verify_log(forged, _resigned(forged, store), store.verifier())
     with pytest.raises(CheckpointError, match="trusted checkpoint of size 100"):

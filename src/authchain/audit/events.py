@@ -186,7 +186,12 @@ _ZERO_SPAN: Final = "0" * 16
 
 
 def _is_text(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= _MAX_TEXT and not _control(value)
+    # isprintable() is True only without control characters, and is much cheaper than the regex.
+    return (
+        type(value) is str
+        and 0 < len(value) <= _MAX_TEXT
+        and (value.isprintable() or not _control(value))
+    )
 
 
 def _is_string_list(value: Any) -> bool:
@@ -228,14 +233,22 @@ def _first_invalid(m: Mapping[str, Any]) -> str | None:
         return "span_id"
     for name in ("initiator", "actor", "action", "resource"):
         v = get(name)
-        if v is not None and (type(v) is not str or not 0 < len(v) <= _MAX_TEXT or _control(v)):
+        if v is not None and (
+            type(v) is not str
+            or not 0 < len(v) <= _MAX_TEXT
+            or (not v.isprintable() and _control(v))
+        ):
             return name
     v = get("chain")
     if v is not None:
         if type(v) not in _LISTS or len(v) > _MAX_CHAIN:
             return "chain"
         for item in v:
-            if type(item) is not str or not 0 < len(item) <= _MAX_TEXT or _control(item):
+            if (
+                type(item) is not str
+                or not 0 < len(item) <= _MAX_TEXT
+                or (not item.isprintable() and _control(item))
+            ):
                 return "chain"
     for name in ("token", "parent_token"):
         v = get(name)
@@ -314,17 +327,34 @@ def _json_copy(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _copy_object(value: Any) -> Any:
+    """A fresh deep copy of a decision or attrs object, in plain JSON types.
+
+    orjson does it in one C pass for the ordinary case. It writes NaN and infinities as null, so
+    ``attrs`` is checked against the JCS profile *before* this copy (see :func:`_checked`); the
+    decision's members must be strings, so a float there is refused whatever it became.
+    """
+    if not isinstance(value, Mapping):
+        return value  # refused by the rules
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return _json_copy(value)  # a Mapping orjson does not know; the rules judge the result
+
+
 def _normalised(values: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor input in the plain types the rules test: str, tuple, dict, list."""
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if isinstance(value, str):
+        if type(value) is str:
+            pass
+        elif isinstance(value, str):
             value = _plain(value)
         elif name in ("chain", "scope"):
             if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-                value = tuple(_plain(v) if isinstance(v, str) else v for v in value)
-        elif name in ("decision", "attrs") and isinstance(value, Mapping):
-            value = _json_copy(value)
+                value = tuple([_plain(v) if isinstance(v, str) else v for v in value])
+        elif name in ("decision", "attrs"):
+            value = _copy_object(value)
         out[name] = value
     return out
 
@@ -334,6 +364,9 @@ def _checked(values: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], 
 
     ``copy`` is False only for a dict fresh from a JSON parser, which nobody else holds.
     """
+    attrs = values.get("attrs")
+    # attrs is checked against the JCS profile as given, before any copy could blur it.
+    utf16_order = jcs.check(attrs) if attrs is not None else False
     members: dict[str, Any] = _normalised(values) if copy else values  # type: ignore[assignment]
     keys = members.keys()
     if not keys <= _FIELD_SET:
@@ -348,8 +381,7 @@ def _checked(values: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], 
     bad = _first_invalid(members)
     if bad is not None:
         raise _refusal(bad, members[bad])
-    attrs = members.get("attrs")
-    return members, (jcs.check(attrs) if attrs is not None else False)
+    return members, utf16_order
 
 
 def _leaf(members: dict[str, Any], utf16_order: bool) -> bytes:

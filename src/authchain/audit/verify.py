@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, TypeAlias
 
 from authchain.audit.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
 from authchain.audit.events import check_leaf
@@ -45,7 +45,7 @@ from authchain.audit.merkle import EMPTY_ROOT, CompactRange
 from authchain.audit.note import NoteVerifier
 from authchain.errors import CheckpointError, LogIntegrityError, VerificationError
 
-__all__ = ["VerifiedLog", "verify_log", "MAX_LEVEL"]
+__all__ = ["Entry", "VerifiedLog", "verify_log", "MAX_LEVEL"]
 
 #: Deepest tree level a store can hold (2**48 entries); levels above the tree must be empty.
 MAX_LEVEL: Final = 48
@@ -55,15 +55,9 @@ _PROGRESS_EVERY: Final = 1 << 14
 _CHUNK: Final = 4096
 
 
-class _Entry(Protocol):
-    @property
-    def index(self) -> int: ...
-
-    @property
-    def leaf(self) -> bytes: ...
-
-    @property
-    def leaf_hash(self) -> bytes: ...
+#: ``(index, leaf bytes, stored leaf hash)``: a row straight from a store's cursor, or a
+#: :class:`~authchain.audit.store.LogEntry` (a named tuple of the same three).
+Entry: TypeAlias = tuple[int, bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +208,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def verify_log(
-    entries: Iterable[_Entry],
+    entries: Iterable[Entry],
     checkpoints: Iterable[SignedCheckpoint],
     verifier: NoteVerifier,
     *,
@@ -287,7 +281,7 @@ class _Run:
                 index, message = failure
                 raise LogIntegrityError(f"entry {index}: {message}", index)
 
-    def verify(self, entries: Iterable[_Entry]) -> VerifiedLog:
+    def verify(self, entries: Iterable[Entry]) -> VerifiedLog:
         try:
             return self._verify(entries)
         except LogIntegrityError as exc:
@@ -308,7 +302,7 @@ class _Run:
                     raise LogIntegrityError(f"entry {index}: {inner.message}", index) from inner
             raise
 
-    def _verify(self, entries: Iterable[_Entry]) -> VerifiedLog:
+    def _verify(self, entries: Iterable[Entry]) -> VerifiedLog:
         self.reached(0, EMPTY_ROOT)
         compact = self.compact
         hashes = compact.hashes
@@ -319,14 +313,12 @@ class _Run:
         chunk = self.chunk
         expected = 0
         next_stop = _next_stop(self.stored, self.pending_trusted)
-        for entry in entries:
-            index = entry.index
+        for index, leaf, stored_hash in entries:
             # (1) No gap: a missing index means a deleted (or moved) row.
             if index != expected:
                 raise LogIntegrityError(
                     f"entry {expected} is missing (the next stored entry is {index})", expected
                 )
-            leaf = entry.leaf
             # (2) Canonical JSON of a valid event (here, or in a worker).
             if parallel:
                 chunk.append(leaf)
@@ -341,7 +333,7 @@ class _Run:
                     raise LogIntegrityError(f"entry {index}: {exc.message}", index) from exc
             # (3) The stored leaf hash is the hash of the stored event (RFC 9162 2.1.1).
             h = sha256(b"\x00" + leaf).digest()
-            if not hmac.compare_digest(h, entry.leaf_hash):
+            if not hmac.compare_digest(h, stored_hash):
                 raise LogIntegrityError(
                     f"entry {index}: the stored leaf hash is not the hash of the stored event "
                     f"(the event was changed)",

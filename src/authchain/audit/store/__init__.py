@@ -12,9 +12,8 @@ so a new store writes only SQL: a write transaction, inserts, and a handful of r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import NamedTuple, Protocol, Self
 
 from authchain.audit.checkpoint import SignedCheckpoint
 from authchain.audit.events import AuditEvent
@@ -26,11 +25,15 @@ from authchain.errors import ConfigurationError
 __all__ = ["LogEntry", "LogStore", "open_store"]
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One entry as stored: its index, its leaf bytes (the event's JCS) and the stored leaf hash."""
+class LogEntry(NamedTuple):
+    """One entry as stored: its index, its leaf bytes (the event's JCS) and the stored leaf hash.
 
-    index: int
+    An immutable named tuple, so that it is also the ``(index, leaf, leaf_hash)`` row that
+    :func:`~authchain.audit.verify_log` reads: verification streams millions of rows straight from
+    a store's cursor, where building an object per row would cost more than checking it.
+    """
+
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index(), which is unused
     leaf: bytes
     leaf_hash: bytes
 
