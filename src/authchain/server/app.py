@@ -19,7 +19,6 @@ Security decisions made at this edge:
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,9 +32,11 @@ from starlette.routing import Route
 from authchain._encoding import b64url_decode, json_loads_strict, sha256_b64url
 from authchain.errors import (
     AuthchainError,
+    ConfigurationError,
     DPoPError,
     DPoPNonceError,
     MalformedError,
+    PolicyError,
     ReplayCacheFullError,
     StorageError,
 )
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
     from authchain.authority import Authority
 
 __all__ = ["create_app", "TOKEN_EXCHANGE", "TXN_TOKEN_TYPE", "ID_TOKEN_TYPE"]
-
-_log = logging.getLogger("authchain.server")
 
 # RFC 8693 section 2.1 and section 3: the grant type and token type identifiers.
 TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -126,7 +125,6 @@ def _metadata(state: State) -> dict[str, Any]:
         # The client is the workload whose registered key signs the DPoP proof; there is no client
         # secret or assertion (RFC 8414 "none": no client authentication at the token endpoint).
         "token_endpoint_auth_methods_supported": ["none"],
-        "revocation_endpoint": f"{issuer}/revoke",
         # RFC 9449 section 5.1.
         "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
         # RFC 8693 section 3 token types, by role. The names are this server's extension members.
@@ -135,6 +133,8 @@ def _metadata(state: State) -> dict[str, Any]:
         "authchain_trust_domain": state.authority.trust_domain,
         "authchain_events_endpoint": state.authority.events_endpoint,
         "authchain_dpop_nonce_required": state.nonce_source is not None,
+        # C2SP signed-note verifier key of the log's checkpoints, for witnesses and auditors.
+        "authchain_log_verifier_key": state.authority.store.verifier_key(),
     }
 
 
@@ -304,7 +304,9 @@ async def _token_exchange(state: State, request: Request) -> Response:
                 "invalid_request",
                 f"subject_token_type must be {ID_TOKEN_TYPE} or {TXN_TOKEN_TYPE}",
             )
-    except ApiError:
+    except (ApiError, ConfigurationError, PolicyError):
+        # A misconfiguration or a policy that cannot be evaluated is the server's fault, not the
+        # client's: it becomes a logged 500 problem at the boundary, never an OAuth 400.
         raise
     except (ReplayCacheFullError, StorageError) as exc:
         # Nothing was issued (fail closed); the same request may succeed shortly.
