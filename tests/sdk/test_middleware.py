@@ -330,3 +330,15 @@ def test_requires_scope_refuses_an_empty_declaration() -> None:
         requires_scope()
     with pytest.raises(ConfigurationError):
         requires_scope("crm:read crm:write")
+
+
+def test_full_outbox_refuses_new_work_rather_than_act_unrecorded(world: World, tool: Tool) -> None:
+    tool.middleware.outbox.max_pending = 1
+    auth = auth_for(world, CRM_AGENT, crm_token(world))
+    assert tool.client.patch(ACCOUNT, auth=auth).status_code == 200
+    refused = tool.client.patch(ACCOUNT, auth=auth)
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "outbox_full"
+    assert tool.middleware.outbox.pending() == 1
+    tool.deliver()
+    assert tool.client.patch(ACCOUNT, auth=auth).status_code == 200

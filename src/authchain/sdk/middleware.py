@@ -257,7 +257,8 @@ class AuthchainMiddleware:
         return self.base_url + path.split("?", 1)[0]
 
     async def _verify(self, token: str, proof: str, method: str, htu: str) -> Presentation:
-        await anyio.to_thread.run_sync(self._trust.load)
+        if self._trust.trust is None:
+            await anyio.to_thread.run_sync(self._trust.load)
         trust = self._trust.trust
         assert trust is not None and self._trust.trust_domain is not None
 
@@ -316,7 +317,7 @@ class AuthchainMiddleware:
                 ),
             )
             return
-        if not await anyio.to_thread.run_sync(self.outbox.has_room):
+        if not self.outbox.has_room():
             # Fail closed: an action that could not be recorded is not performed.
             await _send_response(
                 send,

@@ -92,6 +92,8 @@ class Outbox:
             raise StorageError(f"cannot open the outbox {self.path}: {exc}") from exc
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        # Kept in memory so a service can ask "is there room?" on every request without a query.
+        self._pending = int(self._run("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -116,13 +118,14 @@ class Outbox:
                 "INSERT INTO outbox (report_id, body, created) VALUES (?, ?, ?)",
                 (report_id, orjson.dumps(body), time.time()),
             )
+            self._pending += 1
             self._changed.notify_all()
         return report_id
 
     def has_room(self) -> bool:
         """False when ``max_pending`` reports wait: a service then refuses new work (fail closed)
         rather than act without being able to record it."""
-        return self.pending() < self.max_pending
+        return self._pending < self.max_pending
 
     def pending(self) -> int:
         with self._lock:
@@ -141,7 +144,8 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         with self._changed:
-            self._run("DELETE FROM outbox WHERE seq = ?", (seq,))
+            if self._run("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount:
+                self._pending -= 1
             self._changed.notify_all()
 
     def failed(self, seq: int, error: str) -> int:
@@ -165,8 +169,9 @@ class Outbox:
                     "WHERE seq = ?",
                     (reason[:500], time.time(), seq),
                 )
-                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                deleted = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
                 self._db.execute("COMMIT")
+                self._pending -= deleted
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK")
                 raise StorageError(f"outbox {self.path}: {exc}") from exc
