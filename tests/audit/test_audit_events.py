@@ -300,3 +300,12 @@ def test_generated_events_hash_the_rfc8785_bytes_of_their_object(event: AuditEve
         k: list(v) for k, v in event.to_dict().items() if isinstance(v, list)
     }
     assert AuditEvent.from_leaf(event.leaf_bytes()) == event
+
+
+def test_equal_events_hash_alike() -> None:
+    event = make_event()
+    assert {
+        event,
+        AuditEvent.from_leaf(event.leaf_bytes()),
+        AuditEvent.from_dict(event.to_dict()),
+    } == {event}

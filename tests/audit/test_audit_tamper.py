@@ -335,3 +335,13 @@ def test_jcs_is_what_the_tamper_helpers_write() -> None:
     # not a formatting slip of the test.
     event = make_event()
     assert AuditEvent.from_dict(event.to_dict()).leaf_bytes() == jcs.canonicalize(event.to_dict())
+
+
+def test_a_garbled_checkpoint_row_is_named_with_or_without_workers(
+    db: Path, sql: sqlite3.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql.execute("UPDATE checkpoints SET note = 'garbage' WHERE size = 75")
+    _replace_event(sql, 80, _event_at(sql, 80) | {"outcome": "failed"})
+    code, err = verify(db, capsys, "--jobs", "0")
+    assert code == 1 and "checkpoint of size 75 is malformed" in err
+    assert verify(db, capsys, "--jobs", "2") == (code, err)

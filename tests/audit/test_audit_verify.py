@@ -153,3 +153,44 @@ def test_parallel_verification_of_an_intact_log(log, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(verify_module, "_CHUNK", 16)
     result = verify_log(entries, checkpoints, store.verifier(), nodes=store.nodes, workers=2)
     assert result.size == 200
+
+
+@pytest.fixture(scope="module")
+def many_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> SQLiteStore:
+    """A log written one append at a time: a checkpoint per entry, as a quiet server makes."""
+    store = SQLiteStore(tmp_path_factory.mktemp("many") / "audit.db")
+    for _ in range(120):
+        store.append(make_event())
+    return store
+
+
+def _first_failure(
+    entries: list[LogEntry], checkpoints: list[SignedCheckpoint], store: SQLiteStore, workers: int
+) -> str:
+    with pytest.raises(LogIntegrityError) as caught:
+        verify_log(entries, checkpoints, store.verifier(), nodes=store.nodes, workers=workers)
+    return caught.value.message
+
+
+@pytest.mark.parametrize("bad", [1, 37, 120])
+def test_a_bad_checkpoint_signature_is_named_the_same_with_workers(
+    many_checkpoints: SQLiteStore, monkeypatch: pytest.MonkeyPatch, bad: int
+) -> None:
+    monkeypatch.setattr(verify_module, "_CHUNK", 16)
+    monkeypatch.setattr(verify_module, "_SIGNATURE_BATCH", 8)
+    store = many_checkpoints
+    entries = list(store.raw_entries())
+    checkpoints = list(store.checkpoints())
+    assert len(checkpoints) == 121
+    assert verify_log(entries, checkpoints, store.verifier(), workers=2).checkpoints == 121
+    forged = list(checkpoints)
+    text = forged[bad].text
+    forged[bad] = SignedCheckpoint.parse(
+        text[:-10] + ("A" if text[-10] != "A" else "B") + text[-9:]
+    )
+    sequential = _first_failure(entries, forged, store, 0)
+    assert f"stored checkpoint #{bad + 1} (size {bad})" in sequential
+    assert _first_failure(entries, forged, store, 2) == sequential
+    # An earlier bad entry is still the first failure named.
+    earlier = _noncanonical(entries, bad // 2)
+    assert _first_failure(earlier, forged, store, 2) == _first_failure(earlier, forged, store, 0)

@@ -447,6 +447,10 @@ class AuditEvent:
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_leaf", _leaf(members, utf16_order))
 
+    def __hash__(self) -> int:
+        # The leaf bytes are a function of the fields, so equal events hash alike.
+        return hash(self._leaf)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the event: present fields only, arrays as lists, fresh copies."""
         out: dict[str, Any] = orjson.loads(self._leaf)

@@ -43,7 +43,12 @@ from authchain.audit.checkpoint import Checkpoint, SignedCheckpoint, open_checkp
 from authchain.audit.events import check_leaf
 from authchain.audit.merkle import EMPTY_ROOT, CompactRange
 from authchain.audit.note import NoteVerifier
-from authchain.errors import CheckpointError, LogIntegrityError, VerificationError
+from authchain.errors import (
+    AuthchainError,
+    CheckpointError,
+    LogIntegrityError,
+    VerificationError,
+)
 
 __all__ = ["Entry", "VerifiedLog", "verify_log", "MAX_LEVEL"]
 
@@ -53,6 +58,8 @@ MAX_LEVEL: Final = 48
 _PROGRESS_EVERY: Final = 1 << 14
 # Entries per task sent to a worker process: large enough that pickling and scheduling are noise.
 _CHUNK: Final = 4096
+# Checkpoints per signature-checking task.
+_SIGNATURE_BATCH: Final = 256
 
 
 #: ``(index, leaf bytes, stored leaf hash)``: a row straight from a store's cursor, or a
@@ -71,33 +78,110 @@ class VerifiedLog:
     trusted: tuple[Checkpoint, ...] = ()
 
 
+def _open_checkpoints(
+    verifier: NoteVerifier, origin: str | None, texts: list[str]
+) -> list[Checkpoint | str]:
+    """Worker side of a parallel verification: each checkpoint opened, or why it failed."""
+    out: list[Checkpoint | str] = []
+    for text in texts:
+        try:
+            out.append(open_checkpoint(text, verifier, origin=origin))
+        except VerificationError as exc:
+            out.append(exc.message)
+    return out
+
+
 class _Checkpoints:
-    """Stored checkpoints, verified one at a time as the entry stream reaches their sizes."""
+    """Stored checkpoints, verified one at a time as the entry stream reaches their sizes.
+
+    With a worker pool, signatures are checked ahead in batches (an Ed25519 check costs far more
+    than an entry when every append was its own batch); each result is still acted on only when
+    the stream reaches its checkpoint, so failures are reported in the same order either way.
+    """
 
     def __init__(
-        self, stored: Iterable[SignedCheckpoint], verifier: NoteVerifier, origin: str | None
+        self,
+        stored: Iterable[SignedCheckpoint],
+        verifier: NoteVerifier,
+        origin: str | None,
+        pool: ProcessPoolExecutor | None = None,
+        ahead: int = 2,
     ) -> None:
-        self._it = iter(stored)
+        self._it: Iterator[SignedCheckpoint] | None = iter(stored)
         self._verifier = verifier
         self._origin = origin
+        self._pool = pool
+        self._ahead = max(ahead, 1)
+        # Batches read ahead: the checkpoints, and the future of their opened forms. A store that
+        # fails while being read ahead leaves its error in place of the next batch.
+        self._batches: deque[
+            tuple[list[SignedCheckpoint], Future[list[Checkpoint | str]]] | AuthchainError
+        ] = deque()
+        self._current: list[tuple[SignedCheckpoint, Checkpoint | str]] = []
+        self._position = 0
         self.count = 0
         self.last: Checkpoint | None = None
         self.next: Checkpoint | None = None
         self._advance()
 
+    def _read_ahead(self) -> None:
+        assert self._pool is not None
+        while self._it is not None and len(self._batches) < self._ahead:
+            batch: list[SignedCheckpoint] = []
+            failure: AuthchainError | None = None
+            try:
+                for signed in self._it:
+                    batch.append(signed)
+                    if len(batch) == _SIGNATURE_BATCH:
+                        break
+            except AuthchainError as exc:
+                failure = exc
+            if len(batch) < _SIGNATURE_BATCH:
+                self._it = None
+            if batch:
+                texts = [signed.text for signed in batch]
+                future = self._pool.submit(_open_checkpoints, self._verifier, self._origin, texts)
+                self._batches.append((batch, future))
+            if failure is not None:
+                self._batches.append(failure)
+
+    def _next_opened(self) -> tuple[SignedCheckpoint, Checkpoint | str] | None:
+        if self._pool is None:
+            assert self._it is not None
+            signed = next(self._it, None)
+            if signed is None:
+                return None
+            try:
+                return signed, open_checkpoint(signed.text, self._verifier, origin=self._origin)
+            except VerificationError as exc:
+                return signed, exc.message
+        if self._position == len(self._current):
+            self._read_ahead()
+            if not self._batches:
+                return None
+            item = self._batches.popleft()
+            if isinstance(item, AuthchainError):
+                raise item
+            batch, future = item
+            self._current = list(zip(batch, future.result(), strict=True))
+            self._position = 0
+            self._read_ahead()
+        opened = self._current[self._position]
+        self._position += 1
+        return opened
+
     def _advance(self) -> None:
-        signed = next(self._it, None)
-        if signed is None:
+        opened = self._next_opened()
+        if opened is None:
             self.next = None
             return
+        signed, checkpoint = opened
         number = self.count + 1
-        try:
-            checkpoint = open_checkpoint(signed.text, self._verifier, origin=self._origin)
-        except VerificationError as exc:
+        if isinstance(checkpoint, str):
             raise CheckpointError(
-                f"stored checkpoint #{number} (size {signed.size}) does not verify ({exc.message})",
+                f"stored checkpoint #{number} (size {signed.size}) does not verify ({checkpoint})",
                 size=signed.size,
-            ) from exc
+            )
         if checkpoint.size != signed.size:
             raise CheckpointError(
                 f"stored checkpoint #{number} is filed under size {signed.size} but signs size "
@@ -252,7 +336,7 @@ class _Run:
     ) -> None:
         self.trusted = trusted
         self.pending_trusted = list(trusted)
-        self.stored = _Checkpoints(checkpoints, verifier, origin)
+        self.stored = _Checkpoints(checkpoints, verifier, origin, pool, ahead=2 * max(workers, 1))
         self.node_check = _Nodes(nodes) if nodes is not None else None
         self.progress = progress
         self.pool = pool

@@ -213,6 +213,9 @@ class BaseStore(ABC):
                 if self._writing:
                     self._cond.wait()
                     continue
+                if self._closed:  # closed while this request waited: it was never written
+                    self._queue.remove(request)
+                    raise StorageError("the audit store was closed before the event was written")
                 batch = self._take_batch()
                 self._writing = True
                 self._cond.release()
