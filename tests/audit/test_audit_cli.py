@@ -183,3 +183,18 @@ def test_a_trusted_checkpoint_that_is_not_a_checkpoint_is_refused(
         capsys, "audit", "verify", "--db", str(db), "--trusted-checkpoint", str(bogus)
     )
     assert code == 1 and "trusted checkpoint" in err
+
+
+def test_large_logs_get_a_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from authchain.cli import audit as audit_cli
+
+    with audit_cli._progress(10) as small:
+        assert small is None
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    with audit_cli._progress(audit_cli._LARGE_LOG) as piped:
+        assert piped is None
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    with audit_cli._progress(audit_cli._LARGE_LOG) as bar:
+        assert bar is not None
+        bar(audit_cli._LARGE_LOG // 2)
+        bar(audit_cli._LARGE_LOG)

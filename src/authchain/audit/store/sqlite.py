@@ -269,6 +269,8 @@ class SQLiteStore(BaseStore):
     # Connections.
 
     def _reader(self) -> sqlite3.Connection:
+        # One read connection per thread (WAL readers never block the writer). They are closed
+        # with the store; a server's thread pool is bounded, so so is their number.
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
@@ -302,6 +304,7 @@ class SQLiteStore(BaseStore):
             conn.execute("BEGIN IMMEDIATE")
             row = conn.execute("SELECT idx FROM entries ORDER BY idx DESC LIMIT 1").fetchone()
         except sqlite3.Error as exc:
+            self._rollback()
             raise StorageError(f"cannot start an audit log transaction: {exc}") from exc
         return (0 if row is None else row[0] + 1), _TxReader(self, conn)
 
