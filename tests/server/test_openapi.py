@@ -4,6 +4,7 @@ requests from it (valid and invalid), never gets a 5xx or a response the documen
 from __future__ import annotations
 
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_no_input_produces_a_server_error(
         # Schema-valid is not enough to be accepted here: a token exchange needs real
         # signatures, so "valid data rejected" (positive_data_acceptance) does not apply.
         excluded = [positive_data_acceptance]
-        if admin and hash(repr(case.body)) % 2 == 0:
+        if admin and zlib.crc32(repr(case.body).encode()) % 2 == 0:
             # Half the admin requests carry the real credential, so their bodies are exercised;
             # schemathesis cannot know the credential is real, so its "ignored auth" check is off.
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {ADMIN_TOKEN}"}
