@@ -241,7 +241,7 @@ def test_stored_bytes_must_be_exactly_the_canonical_form(mutate: Any) -> None:
 
 # Generated events, for the property that the leaf bytes are RFC 8785 of the event's object.
 _free_text = st.text(
-    st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=30
+    st.characters(exclude_categories=("Cs", "Cc", "Cf", "Zl", "Zp")), min_size=1, max_size=30
 ).filter(lambda s: "eyJ" not in s)
 _hash = st.binary(min_size=1, max_size=8).map(sha256_b64url)
 _scope = st.lists(
@@ -309,3 +309,41 @@ def test_equal_events_hash_alike() -> None:
         AuditEvent.from_leaf(event.leaf_bytes()),
         AuditEvent.from_dict(event.to_dict()),
     } == {event}
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        "spiffe://example.org/agent/\u202erennalp",  # right-to-left override
+        "spiffe://example.org/agent/planner\u200b",  # zero-width space
+        "spiffe://example.org/agent/plan\u2066ner\u2069",  # bidi isolate
+        "spiffe://example.org/agent/planner\U000e0041",  # tag character
+        "spiffe://example.org/agent/planner\x85",  # C1 control (next line)
+    ],
+    ids=["rlo", "zwsp", "isolate", "tag", "c1"],
+)
+def test_invisible_or_reordering_characters_in_a_principal_are_refused(actor: str) -> None:
+    # An investigator reads these ids; a character that hides or reorders text would let one
+    # principal pass for another in a report.
+    with pytest.raises(MalformedError, match="invisible"):
+        make_event(actor=actor)
+    with pytest.raises(MalformedError):
+        make_event(chain=[actor])
+
+
+def test_every_format_control_and_separator_character_this_python_knows_is_covered() -> None:
+    import unicodedata
+
+    from authchain.audit.events import _CONTROL
+
+    uncovered = [
+        hex(c)
+        for c in range(0x110000)
+        if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp") and not _CONTROL.match(chr(c))
+    ]
+    assert uncovered == [], f"extend _CONTROL for Unicode {unicodedata.unidata_version}"
+
+
+def test_ordinary_unicode_text_is_accepted_in_a_principal() -> None:
+    event = make_event(initiator="user:Zoë Ωmega\u00a0(東京) 😀")
+    assert AuditEvent.from_leaf(event.leaf_bytes()) == event

@@ -131,8 +131,18 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _IDENT = re.compile(r"[\x21-\x7e]{1,256}")
 # SPIFFE trust domain characters (SPIFFE-ID section 2.1).
 _TRUST_DOMAIN = re.compile(r"[a-z0-9._-]{1,255}")
-# Free text: no C0 controls and no DEL. (Newlines belong in attrs, not in identifiers.)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Principal ids, actions and resources are read by people in attribution reports, so beside control
+# characters (C0, DEL, C1; newlines belong in attrs) they may not hold characters that are
+# invisible or reorder text: Unicode format characters (general category Cf: bidi overrides and
+# isolates, zero-width spaces and joiners, tag characters...) and the line and paragraph
+# separators. A fixed list (Unicode 15.1's Cf, Zl, Zp), not the Python version's Unicode tables,
+# so every verifier applies the same rule to the same bytes.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
 # A compact JWS/JWE: a base64url JSON header ("eyJ" is base64 of '{"') followed by at least two
 # more dot-separated base64url segments. Searched in the canonical bytes, where a token would appear
 # verbatim (JCS escapes none of these characters).
@@ -143,6 +153,11 @@ def _fail(name: str, why: str) -> MalformedError:
     return MalformedError(f"event field {name!r}: {why}")
 
 
+_TEXT_RULE: Final = (
+    f"must be a string of 1 to {_MAX_TEXT} characters without control characters or invisible "
+    "formatting characters (bidi controls, zero-width characters)"
+)
+
 # What each field must be: the text of a refusal.
 _RULES: Final[dict[str, str]] = {
     "id": "must be a lowercase UUIDv7",
@@ -150,14 +165,13 @@ _RULES: Final[dict[str, str]] = {
     "txn": "must be 1 to 256 visible ASCII characters",
     "trace_id": "must be 32 lowercase hex digits, not all zero (W3C Trace Context)",
     "span_id": "must be 16 lowercase hex digits, not all zero (W3C Trace Context)",
-    "initiator": f"must be a string of 1 to {_MAX_TEXT} characters without control characters",
-    "actor": f"must be a string of 1 to {_MAX_TEXT} characters without control characters",
-    "chain": f"must be a list of at most {_MAX_CHAIN} principal ids (strings of 1 to {_MAX_TEXT} "
-    "characters without control characters)",
+    "initiator": _TEXT_RULE,
+    "actor": _TEXT_RULE,
+    "chain": f"must be a list of at most {_MAX_CHAIN} principal ids, each {_TEXT_RULE[8:]}",
     "token": "must be a base64url SHA-256 hash (43 characters), never a raw token",
     "parent_token": "must be a base64url SHA-256 hash (43 characters), never a raw token",
-    "action": f"must be a string of 1 to {_MAX_TEXT} characters without control characters",
-    "resource": f"must be a string of 1 to {_MAX_TEXT} characters without control characters",
+    "action": _TEXT_RULE,
+    "resource": _TEXT_RULE,
     "scope": f"must be a list of at most {_MAX_SCOPE} distinct scope tokens (RFC 6749 section 3.3)",
     "decision": "must be an object with exactly: id (a lowercase UUID), effect ('allow' or 'deny'), "
     f"policies, reasons and errors (lists of at most {_MAX_DECISION_ITEMS} strings of at most "
@@ -183,15 +197,6 @@ _trust_domain = _TRUST_DOMAIN.fullmatch
 _control = _CONTROL.search
 _ZERO_TRACE: Final = "0" * 32
 _ZERO_SPAN: Final = "0" * 16
-
-
-def _is_text(value: Any) -> bool:
-    # isprintable() is True only without control characters, and is much cheaper than the regex.
-    return (
-        type(value) is str
-        and 0 < len(value) <= _MAX_TEXT
-        and (value.isprintable() or not _control(value))
-    )
 
 
 def _is_string_list(value: Any) -> bool:
@@ -439,12 +444,15 @@ class AuditEvent:
     _leaf: bytes = field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        present = {
-            name: getattr(self, name) for name in EVENT_FIELDS if getattr(self, name) is not None
-        }
+        present: dict[str, Any] = {}
+        for name in EVENT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                present[name] = value
         members, utf16_order = _checked(present, copy=True)
         for name, value in members.items():
-            object.__setattr__(self, name, value)
+            if value is not present[name]:  # normalised: a tuple, a copy, a plain str
+                object.__setattr__(self, name, value)
         object.__setattr__(self, "_leaf", _leaf(members, utf16_order))
 
     def __hash__(self) -> int:
