@@ -279,3 +279,19 @@ def test_demo_command_prints_the_three_answers(
         "TOKEN_REPLAY",
     ):
         assert text in out, text
+
+
+def test_demo_without_db_writes_a_fresh_log_in_the_working_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "authchain-demo.db").exists()
+    # Run again: the default log is the demo's own and starts afresh, so the report is the same
+    # shape at the same indexes rather than a longer log.
+    assert main(["demo", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["log"]["size"] == first["log"]["size"]
+    assert second["report"]["event"]["index"] == first["report"]["event"]["index"]
+    assert second["report"]["event"]["id"] != first["report"]["event"]["id"]
