@@ -557,6 +557,7 @@ class Authority:
         )
         attrs: dict[str, Any] = {
             "initiator_kind": initiator_kind,
+            "human_approval": True if human_approval else None,
             "assertion_issuer": assertion.issuer,
             "purpose": tctx.get("purpose", ""),
         }
@@ -673,6 +674,9 @@ class Authority:
             }
         )
         attrs: dict[str, Any] = {"parent_jti": pc.jti, "parent_log": pc.log}
+        if human_approval:
+            # The approval the policy relied on is evidence too (sensitive scopes need it).
+            attrs["human_approval"] = True
         try:
             # 3. Only the holder may delegate: the proof's key is the token's cnf.jkt.
             if proof.thumbprint != pc.cnf_jkt:

@@ -439,3 +439,18 @@ def test_findings_for_one_task_leave_out_other_tasks(world: World) -> None:
         world.hop(RESEARCH, research, UPDATER, "crm:write")
     assert findings(world.store, txn=first.txn) == []
     assert _found(world, txn=second.txn) == [("SCOPE_ESCALATION", [caught.value.log_index])]
+
+
+def test_the_log_wide_scan_finds_forged_uses_without_tracing_them(world: World) -> None:
+    _, _, tool, action = world.clean_task()
+    registration = _first(world, "workload.registered")
+    wrong_entry = _forge(world, action, attrs={"log": registration})
+    unknown_jti = _forge(world, action, attrs={"jti": uuid7()})
+    gaps = [f.evidence for f in findings(world.store) if f.code == "CHAIN_GAP"]
+    assert gaps == [(tool.log_index, wrong_entry), (unknown_jti,)]
+
+
+def test_a_clean_log_has_no_chain_gap_in_the_scan(world: World) -> None:
+    world.clean_task()
+    world.clean_task()
+    assert "CHAIN_GAP" not in [f.code for f in findings(world.store)]

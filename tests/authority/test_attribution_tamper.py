@@ -66,7 +66,7 @@ def test_editing_an_unrelated_entry_leaves_other_traces_complete(world: World) -
 def test_hop_edited_into_garbage_is_log_integrity_and_other_findings_survive(
     world: World,
 ) -> None:
-    _, crm, _, action = world.clean_task()
+    _, crm, tool, action = world.clean_task()
     unattributed = world.act(LEGACY, None, action="crm.bulk_sync")
     conn = sqlite3.connect(sqlite_file(world.store))
     conn.execute(
@@ -79,8 +79,10 @@ def test_hop_edited_into_garbage_is_log_integrity_and_other_findings_survive(
     assert report.verdict == "broken"
     assert ("LOG_INTEGRITY", (crm.log_index,)) in [(f.code, f.evidence) for f in report.findings]
     got = [(f.code, list(f.evidence)) for f in findings(world.store)]
+    # The next hop's parent issuance is gone with the edited entry: a gap, found by the scan too.
     assert got == [
         ("LOG_INTEGRITY", [crm.log_index]),
+        ("CHAIN_GAP", [tool.log_index]),
         ("UNATTRIBUTED_ACTION", [unattributed]),
     ]
 

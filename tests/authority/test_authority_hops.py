@@ -215,13 +215,17 @@ def test_sensitive_scope_without_human_approval_is_denied_by_policy_and_recorded
 
     approved = world.start(scope="crm:delete", human_approval=True)
     assert approved.decision.allowed
+    # The approval the decision relied on is recorded with it; the denial recorded none.
+    assert (world.store.get(approved.log_index).attrs or {}).get("human_approval") is True
+    assert "human_approval" not in (denied.attrs or {})
     with pytest.raises(PolicyDenied) as at_hop:
         world.hop(PLANNER, approved, CRM_AGENT, "crm:delete")  # the hop needs its own approval
     hop_denied = world.store.get(at_hop.value.log_index)
     assert hop_denied.kind == "hop.denied"
     assert hop_denied.decision is not None
     assert hop_denied.decision["policies"] == ["sensitive-scope-needs-approval"]
-    world.hop(PLANNER, approved, CRM_AGENT, "crm:delete", human_approval=True)
+    granted = world.hop(PLANNER, approved, CRM_AGENT, "crm:delete", human_approval=True)
+    assert (world.store.get(granted.log_index).attrs or {}).get("human_approval") is True
 
 
 def test_scope_not_granted_to_the_initiator_is_denied_by_policy(world: World) -> None:

@@ -18,6 +18,7 @@ __all__ = ["classify_event", "scan_events"]
 
 _REPLAY_CODES = frozenset({"key_binding_mismatch", "replay"})
 _STALE_CODES = frozenset({"expired", "revoked"})
+_ISSUANCE_KINDS = frozenset({"task.started", "hop.granted", "federation.redeemed"})
 
 
 def classify_event(event: AuditEvent) -> list[tuple[str, str]]:
@@ -85,18 +86,50 @@ def _escalates(event: AuditEvent, attrs: dict[str, Any]) -> bool:
     return not set(event.scope).issubset(set(held))
 
 
+def _chain_gap(
+    event: AuditEvent, attrs: dict[str, Any], issued: dict[str, tuple[int, str | None]]
+) -> tuple[str, list[int]] | None:
+    """A use of a token (an action, or a hop from it) whose issuance is not in the log before it."""
+    if event.kind.startswith("action.") and event.token and isinstance(attrs.get("jti"), str):
+        jti, named = attrs["jti"], attrs.get("log")
+        what = f"the token presented at {event.kind}"
+    elif event.kind in ("hop.granted", "hop.denied") and isinstance(attrs.get("parent_jti"), str):
+        jti, named = attrs["parent_jti"], attrs.get("parent_log")
+        what = f"the parent token of {event.kind}"
+    else:
+        return None
+    found = issued.get(jti)
+    if found is None:
+        return (f"{what} (jti {jti}) has no issuance entry earlier in the log", [])
+    if named != found[0] or found[1] != event.txn:
+        return (
+            f"{what} (jti {jti}) names issuance entry {named}, but the log issued it at "
+            f"entry {found[0]}",
+            [found[0]],
+        )
+    return None
+
+
 def scan_events(entries: Iterable[tuple[int, AuditEvent]]) -> list[Finding]:
     """Findings over many entries, in log order: per-entry rules, then cross-entry rules."""
     findings: list[Finding] = []
     # identity -> initiators it acted for without a task token, and the entries that show it
     untokened: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     tokened: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    # jti -> (index, txn) of every issuance seen so far: a token is issued before it is used, so
+    # in log order a use whose issuance was not seen is a gap (or a forged entry).
+    issued: dict[str, tuple[int, str | None]] = {}
     for index, event in entries:
         for code, message in classify_event(event):
             findings.append(make_finding(code, message, [index], txn=event.txn))
+        attrs = event.attrs or {}
+        gap = _chain_gap(event, attrs, issued)
+        if gap is not None:
+            findings.append(make_finding("CHAIN_GAP", gap[0], [index, *gap[1]], txn=event.txn))
+        if event.kind in _ISSUANCE_KINDS and isinstance(attrs.get("jti"), str):
+            issued[attrs["jti"]] = (index, event.txn)
         if not event.kind.startswith("action.") or event.actor in (None, "unknown"):
             continue
-        attrs = event.attrs or {}
         assert event.actor is not None
         if attrs.get("unattributed") and not event.token:
             claimed = attrs.get("claimed_initiator")

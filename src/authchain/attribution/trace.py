@@ -19,6 +19,7 @@ from authchain.attribution.findings import Finding, make_finding
 from authchain.attribution.rules import classify_event
 from authchain.audit.checkpoint import SignedCheckpoint
 from authchain.audit.events import AuditEvent
+from authchain.audit.merkle import leaf_hash, verify_inclusion
 from authchain.audit.store import LogStore
 from authchain.errors import AuthchainError, LogIntegrityError, NotFoundError
 
@@ -125,7 +126,17 @@ class _Walker:
             return None
         if index not in self._verified and self.checkpoint is not None:
             try:
-                self.store.verify_inclusion(index, self.size)
+                # Against the checkpoint the walker already verified (one signature check per
+                # trace, not per entry); the leaf hash is recomputed from the stored bytes, so an
+                # edited entry fails even if its stored hashes were edited too.
+                proof = self.store.inclusion_proof(index, self.size)
+                verify_inclusion(
+                    leaf_hash(self.store.get_leaf(index)),
+                    index,
+                    self.size,
+                    proof.path,
+                    self.checkpoint.root_hash,
+                )
             except AuthchainError as exc:
                 self.flag(
                     "LOG_INTEGRITY",
