@@ -94,6 +94,7 @@ class _CrmApi:
                 htm="PATCH",
                 htu=CRM_API,
             )
+        refusal: str | None = None
         try:
             verify_presentation(
                 token,
@@ -107,18 +108,7 @@ class _CrmApi:
                 required_scope=("crm:write",),
             )
         except AuthchainError as exc:
-            return self.authority.record_action(
-                executor=self.identity.id,
-                action=action,
-                resource="crm://accounts/acme",
-                token=token,
-                proof=proof,
-                htm="PATCH",
-                htu=CRM_API,
-                presenter=presenter,
-                refusal=exc.code,
-                outcome="refused",
-            )
+            refusal = exc.code  # refused here, and the refusal reported: denials are evidence
         return self.authority.record_action(
             executor=self.identity.id,
             action=action,
@@ -128,6 +118,8 @@ class _CrmApi:
             htm="PATCH",
             htu=CRM_API,
             presenter=presenter,
+            refusal=refusal,
+            outcome="refused" if refusal else "succeeded",
         )
 
 
