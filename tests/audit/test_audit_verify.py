@@ -43,6 +43,13 @@ def _noncanonical(entries: list[LogEntry], index: int) -> list[LogEntry]:
     return edited
 
 
+def _rehashed(entries: list[LogEntry], index: int) -> list[LogEntry]:
+    """The stored leaf hash recomputed for one entry: then only the tree node above it fails."""
+    edited = list(entries)
+    edited[index] = edited[index]._replace(leaf_hash=leaf_hash(edited[index].leaf))
+    return edited
+
+
 def test_an_export_verifies_without_stored_nodes(log) -> None:  # type: ignore[no-untyped-def]
     entries, checkpoints, store = log
     result = verify_log(entries, checkpoints, store.verifier())
@@ -117,6 +124,7 @@ def test_a_checkpoint_of_another_log_is_refused(log, tmp_path: Path) -> None:  #
         (lambda e: _noncanonical(_edit(e, 150), 150), 150),
         (lambda e: _noncanonical(e, 199), 199),
         (lambda e: e[:120] + e[121:], 120),
+        (lambda e: _rehashed(_noncanonical(e, 37), 37), 37),
     ],
     ids=[
         "edit",
@@ -127,6 +135,7 @@ def test_a_checkpoint_of_another_log_is_refused(log, tmp_path: Path) -> None:  #
         "same entry",
         "last entry",
         "gap",
+        "bad event whose stored node fails",
     ],
 )
 @pytest.mark.parametrize("workers", [0, 2])
@@ -194,3 +203,20 @@ def test_a_bad_checkpoint_signature_is_named_the_same_with_workers(
     # An earlier bad entry is still the first failure named.
     earlier = _noncanonical(entries, bad // 2)
     assert _first_failure(earlier, forged, store, 2) == _first_failure(earlier, forged, store, 0)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_bad_event_inside_a_mismatched_checkpoints_range_is_named_first(
+    log,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+) -> None:
+    # The checkpoint of size 200 fails (entry 150 changed, hashes recomputed), but the stream meets
+    # the non-canonical entry 170 before it reaches size 200: 170 is the first failure.
+    entries, checkpoints, store = log
+    monkeypatch.setattr(verify_module, "_CHUNK", 16)
+    tampered = _noncanonical(_edit(entries, 150), 170)
+    rehashed = [e._replace(leaf_hash=leaf_hash(e.leaf)) for e in tampered]
+    with pytest.raises(LogIntegrityError) as caught:
+        verify_log(rehashed, checkpoints, store.verifier(), workers=workers)
+    assert caught.value.index == 170

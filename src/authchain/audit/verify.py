@@ -345,6 +345,7 @@ class _Run:
         self.compact = CompactRange()
         self.chunk: list[bytes] = []
         self.chunk_start = 0
+        self.position = -1
 
     def reached(self, size: int, root: bytes) -> None:
         self.stored.reached(size, root)
@@ -368,13 +369,15 @@ class _Run:
     def verify(self, entries: Iterable[Entry]) -> VerifiedLog:
         try:
             return self._verify(entries)
-        except LogIntegrityError as exc:
+        except LogIntegrityError:
             if self.pool is None:
                 raise
             # A failure found here may come after one step (2) would find in an earlier entry, or
             # in the same one (step 2 precedes step 3): the earliest is the one to report. Finish
             # step (2) up to this point, in the workers' chunks and in the one not yet sent.
-            bound = exc.index if exc.index is not None else self.compact.size
+            # The bound is where the stream was, not the failure's index: a failure over a range
+            # (a tree node, a checkpoint) names the start of the range but is found at its end.
+            bound = self.position
             self._collect(block=True, before=bound)
             for offset, leaf in enumerate(self.chunk):
                 index = self.chunk_start + offset
@@ -397,53 +400,59 @@ class _Run:
         chunk = self.chunk
         expected = 0
         next_stop = _next_stop(self.stored, self.pending_trusted)
-        for index, leaf, stored_hash in entries:
-            # (1) No gap: a missing index means a deleted (or moved) row.
-            if index != expected:
-                raise LogIntegrityError(
-                    f"entry {expected} is missing (the next stored entry is {index})", expected
-                )
-            # (2) Canonical JSON of a valid event (here, or in a worker).
-            if parallel:
-                chunk.append(leaf)
-                if len(chunk) == _CHUNK:
-                    self._submit(self.chunk_start, chunk)
-                    chunk = self.chunk = []
-                    self.chunk_start = index + 1
-            else:
-                try:
-                    check_leaf(leaf)
-                except VerificationError as exc:
-                    raise LogIntegrityError(f"entry {index}: {exc.message}", index) from exc
-            # (3) The stored leaf hash is the hash of the stored event (RFC 9162 2.1.1).
-            h = sha256(b"\x00" + leaf).digest()
-            if not hmac.compare_digest(h, stored_hash):
-                raise LogIntegrityError(
-                    f"entry {index}: the stored leaf hash is not the hash of the stored event "
-                    f"(the event was changed)",
-                    index,
-                )
-            # (4) Integrate, checking each node this leaf completes against the stored one.
-            position, level = index, 0
-            while position & 1:
-                h = sha256(b"\x01" + hashes[level] + h).digest()  # type: ignore[operator]
-                hashes[level] = None
-                level += 1
-                position >>= 1
-                if node_check is not None:
-                    node_check.check(level, position, h)
-            if level == len(hashes):
-                hashes.append(h)
-            else:
-                hashes[level] = h
-            expected = index + 1
-            compact.size = expected
-            # (5) Checkpoints (stored and trusted) of this size.
-            if expected == next_stop:
-                self.reached(expected, compact.root())
-                next_stop = _next_stop(self.stored, self.pending_trusted)
-            if progress is not None and not expected % _PROGRESS_EVERY:
-                progress(expected)
+        checked = -1  # the last entry whose step (2) has run (or been sent to a worker)
+        try:
+            for index, leaf, stored_hash in entries:
+                # (1) No gap: a missing index means a deleted (or moved) row.
+                if index != expected:
+                    raise LogIntegrityError(
+                        f"entry {expected} is missing (the next stored entry is {index})", expected
+                    )
+                # (2) Canonical JSON of a valid event (here, or in a worker).
+                if parallel:
+                    chunk.append(leaf)
+                    if len(chunk) == _CHUNK:
+                        self._submit(self.chunk_start, chunk)
+                        chunk = self.chunk = []
+                        self.chunk_start = index + 1
+                else:
+                    try:
+                        check_leaf(leaf)
+                    except VerificationError as exc:
+                        raise LogIntegrityError(f"entry {index}: {exc.message}", index) from exc
+                checked = index
+                # (3) The stored leaf hash is the hash of the stored event (RFC 9162 2.1.1).
+                h = sha256(b"\x00" + leaf).digest()
+                if not hmac.compare_digest(h, stored_hash):
+                    raise LogIntegrityError(
+                        f"entry {index}: the stored leaf hash is not the hash of the stored event "
+                        f"(the event was changed)",
+                        index,
+                    )
+                # (4) Integrate, checking each node this leaf completes against the stored one.
+                node, level = index, 0
+                while node & 1:
+                    h = sha256(b"\x01" + hashes[level] + h).digest()  # type: ignore[operator]
+                    hashes[level] = None
+                    level += 1
+                    node >>= 1
+                    if node_check is not None:
+                        node_check.check(level, node, h)
+                if level == len(hashes):
+                    hashes.append(h)
+                else:
+                    hashes[level] = h
+                expected = index + 1
+                compact.size = expected
+                # (5) Checkpoints (stored and trusted) of this size.
+                if expected == next_stop:
+                    self.reached(expected, compact.root())
+                    next_stop = _next_stop(self.stored, self.pending_trusted)
+                if progress is not None and not expected % _PROGRESS_EVERY:
+                    progress(expected)
+        except LogIntegrityError:
+            self.position = checked
+            raise
         if chunk:
             self._submit(self.chunk_start, chunk)
             self.chunk = []
