@@ -8,5 +8,5 @@ from authchain.cli import (
     policy,  # noqa: F401
     report,  # noqa: F401
     serve,  # noqa: F401
-    tour,  # noqa: F401
+    version,  # noqa: F401
 )

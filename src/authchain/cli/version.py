@@ -1,4 +1,4 @@
-"""``authchain tour``: a short tour of what exists (until the demo lands)."""
+"""``authchain version``."""
 
 from __future__ import annotations
 
