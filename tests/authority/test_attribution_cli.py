@@ -103,3 +103,8 @@ def test_trace_of_a_missing_store_is_a_configuration_error(
     assert main(["trace", "--index", "0", "--db", str(missing)]) == 3
     assert not missing.exists()  # reading never creates an empty log
     assert "authchain: error:" in capsys.readouterr().err
+
+
+def test_trace_without_an_event_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "--db", "unused.db"]) == 2
+    assert "exactly one" in capsys.readouterr().err

@@ -21,7 +21,6 @@ from authchain.attribution import Finding, Report, findings, trace
 from authchain.audit.store import open_store
 from authchain.cli import app
 from authchain.cli.audit import opened
-from authchain.errors import NotFoundError
 
 DEMO_DB = "authchain-demo.db"
 
@@ -159,7 +158,7 @@ def trace_command(
 ) -> None:
     """The attribution report for one event: initiator, executor, every hop and its policy."""
     if (event_id is None) == (index is None):
-        raise NotFoundError("name the event by its id or by --index N (exactly one)")
+        raise typer.BadParameter("name the event by its id or by --index N (exactly one)")
     with opened(db) as store:
         report = trace(store, event_id=event_id, index=index)
     if as_json:
