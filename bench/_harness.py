@@ -18,7 +18,9 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def ops_per_second(fn: Callable[[], Any], *, number: int, repeat: int = 5, warmup: int = 1) -> float:
+def ops_per_second(
+    fn: Callable[[], Any], *, number: int, repeat: int = 5, warmup: int = 1
+) -> float:
     """Median rate over ``repeat`` runs of ``number`` calls each."""
     for _ in range(warmup):
         for _ in range(max(1, number // 10)):

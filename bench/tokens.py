@@ -28,6 +28,7 @@ Ratios: ``verify_vs_floor`` = verify_path / floor_two_raw_verifies (aim >= 0.67)
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import statistics
 import time
@@ -85,7 +86,7 @@ def _claims(now: int, holder: SigningKey) -> TaskTokenClaims:
         authz={
             "id": "01936d3e-1111-7000-8000-000000000002",
             "policies": ["delegate-read-to-tools"],
-            "policy_set_hash": sha256_b64url(b"policy set"),
+            "policy_set_hash": hashlib.sha256(b"policy set").hexdigest(),
         },
         prev=sha256_b64url(b"parent token"),
         log=41,

@@ -1,6 +1,6 @@
 """Hops through ``POST /token`` over loopback, against the in-process hop rate of the same run.
 
-    .venv/bin/python bench/http.py [--quick]
+    .venv/bin/python bench/http_api.py [--quick]
 
 The floor is ``Authority.exchange`` called in process, one hop after another, on the same kind of
 store (SQLite, WAL, durable appends). Then ``authchain serve`` runs in its own process on 127.0.0.1
@@ -14,35 +14,26 @@ Figures: hops/s and p50/p99 latency (ms) per level; ratios: HTTP hops/s over in-
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-# This script is named http.py, and Python puts its directory first on sys.path, where it would
-# shadow the standard library's http package (which httpx imports). Take the directory off the path
-# for the imports below, and put it back at the end for _harness.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
+import httpx
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import secrets  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import httpx  # noqa: E402
-
-from authchain.audit.store import open_store  # noqa: E402
-from authchain.authority import Authority  # noqa: E402
-from authchain.identity.keys import SigningKey  # noqa: E402
-from authchain.sdk import AsyncAuthorityClient, AuthorityClient  # noqa: E402
-from authchain.tokens.dpop import create_proof  # noqa: E402
-from authchain.tokens.id_token import LocalIdentityProvider  # noqa: E402
-
-sys.path.append(str(_BENCH))
-from _harness import percentile, write_results  # noqa: E402
+from _harness import percentile, write_results
+from authchain.audit.store import open_store
+from authchain.authority import Authority
+from authchain.identity.keys import SigningKey
+from authchain.sdk import AsyncAuthorityClient, AuthorityClient
+from authchain.tokens.dpop import create_proof
+from authchain.tokens.id_token import LocalIdentityProvider
 
 PLANNER = "spiffe://example.org/agent/planner"
 CRM = "spiffe://example.org/agent/crm"
