@@ -35,6 +35,7 @@ from authchain.errors import (
 )
 from authchain.identity.keys import JWKS, KeyRing, SigningKey
 from authchain.identity.registry import PrincipalRecord, Registry, WorkloadRecord
+from authchain.identity.spiffe import SpiffeId
 from authchain.policy import Decision, Party, PolicyEngine, PolicyRequest
 from authchain.tokens.dpop import DPoPProof, ReplayCache, verify_proof
 from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
@@ -367,6 +368,32 @@ class Authority:
         fields.setdefault("outcome", "denied")
         exc.log_index = self._record(kind, trace, attrs=attrs, **fields)
         return exc
+
+    def record_refusal(
+        self,
+        exc: AuthchainError,
+        *,
+        action: str,
+        subject_token: str | None = None,
+        audience: str | None = None,
+        traceparent: str | None = None,
+    ) -> AuthchainError:
+        """Record a token request refused before it reached a decision (a malformed request, an
+        unsupported grant) and return the error carrying its log index: every refusal is evidence.
+        Only what is safe to keep is recorded: the subject token's hash, never the token; the
+        audience only if it is a valid SPIFFE ID."""
+        fields: dict[str, Any] = {
+            "action": action if action in ("start_task", "delegate") else None
+        }
+        if isinstance(subject_token, str) and subject_token:
+            fields["parent_token"] = sha256_b64url(subject_token)
+        if isinstance(audience, str):
+            try:
+                fields["resource"] = str(SpiffeId.parse(audience))
+            except AuthchainError:
+                pass
+        kind = "task.denied" if action == "start_task" else "hop.denied"
+        return self._refuse(exc, kind, TraceIds.from_traceparent(traceparent), **fields)
 
     # ----------------------------------------------------------------------------------------------
     # Registry.

@@ -118,14 +118,18 @@ def test_htu_is_the_configured_endpoint_not_the_host_header(world: World) -> Non
         (lambda f: f.update(actor_token="x", actor_token_type=TXN_TOKEN), "actor_token"),
     ],
 )
-def test_malformed_exchange_request_is_invalid_request(
+def test_malformed_exchange_request_is_invalid_request_and_recorded(
     world: World, change: Any, what: str
 ) -> None:
     form = world.start_form()
     change(form)
     response = world.post_token(form, world.proof(PLANNER))
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request", what
+    event = refused(world, response, "invalid_request")
+    assert event["attrs"]["error"] == "malformed", what
+    if "subject_token" in form:
+        # The refused request's subject token is kept as its hash, never as the token.
+        assert event["parent_token"] != form["subject_token"]
+        assert form["subject_token"] not in str(event)
 
 
 def test_repeated_parameter_is_invalid_request(world: World) -> None:
@@ -136,23 +140,22 @@ def test_repeated_parameter_is_invalid_request(world: World) -> None:
         content=str(body),
         headers={"Content-Type": "application/x-www-form-urlencoded", "DPoP": world.proof(PLANNER)},
     )
-    assert response.json()["error"] == "invalid_request"
-    assert "repeated" in response.json()["error_description"]
+    event = refused(world, response, "invalid_request")
+    assert "repeated" in event["attrs"]["reason"]
 
 
 def test_json_body_is_invalid_request(world: World) -> None:
     response = world.client.post(
         "/token", json=world.start_form(), headers={"DPoP": world.proof(PLANNER)}
     )
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    refused(world, response, "invalid_request")
 
 
 def test_other_grant_type_is_unsupported_grant_type(world: World) -> None:
     form = world.start_form()
     form["grant_type"] = "client_credentials"
     response = world.post_token(form, world.proof(PLANNER))
-    assert response.json()["error"] == "unsupported_grant_type"
+    refused(world, response, "unsupported_grant_type")
 
 
 def test_malformed_request_details_is_invalid_request_and_recorded(world: World) -> None:

@@ -35,6 +35,7 @@ from authchain.errors import (
     ConfigurationError,
     DPoPError,
     DPoPNonceError,
+    InvalidTargetError,
     MalformedError,
     PolicyError,
     ReplayCacheFullError,
@@ -198,7 +199,37 @@ async def _token(state: State, request: Request) -> Response:
     try:
         return await _token_exchange(state, request)
     except ApiError as exc:
-        return oauth_response(exc.code, exc.detail, status=exc.status, headers=exc.headers)
+        # Refused before the authority decided anything (malformed, unsupported): still recorded,
+        # since every refusal at the token endpoint is evidence (issue 6).
+        log_index = await _record_refusal(state, request, exc)
+        return oauth_response(
+            exc.code, exc.detail, status=exc.status, headers=exc.headers, log_index=log_index
+        )
+
+
+_REFUSAL_ERRORS: dict[str, type[AuthchainError]] = {
+    "invalid_target": InvalidTargetError,
+}
+
+
+async def _record_refusal(state: State, request: Request, exc: ApiError) -> int | None:
+    form = getattr(request.state, "authchain_form", None) or {}
+    subject_token_type = form.get("subject_token_type")
+    action = "start_task" if subject_token_type == ID_TOKEN_TYPE else "delegate"
+    error = _REFUSAL_ERRORS.get(exc.code, MalformedError)(exc.detail)
+    try:
+        recorded: AuthchainError = await in_thread(
+            state.authority.record_refusal,
+            error,
+            action=action,
+            subject_token=form.get("subject_token"),
+            audience=form.get("audience", form.get("resource")),
+            traceparent=request.headers.get("traceparent"),
+        )
+    except AuthchainError:
+        # The refusal stands whether or not it could be recorded (nothing was issued).
+        return None
+    return recorded.log_index
 
 
 async def _token_exchange(state: State, request: Request) -> Response:
@@ -210,6 +241,7 @@ async def _token_exchange(state: State, request: Request) -> Response:
         form = _http.parse_form(await _http.read_body(request, _TOKEN_BODY_LIMIT))
     except ApiError as exc:
         raise ApiError(400, "invalid_request", exc.detail) from exc
+    request.state.authchain_form = form
 
     grant_type = form.get("grant_type")
     if grant_type is None:
