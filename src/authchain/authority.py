@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from authchain._encoding import json_loads_strict, sha256_b64url
-from authchain._ids import new_span_id, new_trace_id, uuid7
+from authchain._ids import uuid7
 from authchain.audit.events import AuditEvent
 from authchain.audit.store import LogStore
 from authchain.errors import (
@@ -47,8 +47,9 @@ from authchain.tokens.task_token import (
     mint_task_token,
     verify_task_token,
 )
+from authchain.tracecontext import TraceContext
 
-__all__ = ["Authority", "IssuedToken", "TraceIds", "Presentation", "verify_presentation"]
+__all__ = ["Authority", "IssuedToken", "Presentation", "verify_presentation"]
 
 # RFC 8693 section 3 and the Transaction Tokens draft: token type identifiers.
 TXN_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:txn_token"
@@ -59,39 +60,6 @@ _META_REVOCATIONS: Final = "authority.revocations"
 
 _MAX_PURPOSE = 512
 _MAX_REQUEST_DETAILS = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class TraceIds:
-    """W3C Trace Context ids carried by every event of a request."""
-
-    trace_id: str
-    span_id: str
-
-    @classmethod
-    def new(cls) -> TraceIds:
-        return cls(new_trace_id(), new_span_id())
-
-    @classmethod
-    def from_traceparent(cls, header: str | None) -> TraceIds:
-        """W3C Trace Context section 3.2: ``version-traceid-parentid-flags``. The event gets a new
-        span id under the caller's trace; a malformed header starts a new trace."""
-        if header:
-            parts = header.strip().split("-")
-            if (
-                len(parts) == 4
-                and len(parts[0]) == 2
-                and len(parts[1]) == 32
-                and len(parts[2]) == 16
-                and all(c in "0123456789abcdef" for c in parts[1] + parts[2])
-                and parts[1] != "0" * 32
-                and parts[0] != "ff"
-            ):
-                return cls(parts[1], new_span_id())
-        return cls.new()
-
-    def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +306,7 @@ class Authority:
     # ----------------------------------------------------------------------------------------------
     # Events.
 
-    def _record(self, kind: str, trace: TraceIds, **fields: Any) -> int:
+    def _record(self, kind: str, trace: TraceContext, **fields: Any) -> int:
         # Absent values are omitted from events (never null), inside attrs too.
         attrs = fields.get("attrs")
         if attrs is not None:
@@ -358,7 +326,7 @@ class Authority:
         self,
         exc: AuthchainError,
         kind: str,
-        trace: TraceIds,
+        trace: TraceContext,
         **fields: Any,
     ) -> AuthchainError:
         """Record a refusal (denials are evidence) and return the error to raise, carrying the index."""
@@ -393,7 +361,7 @@ class Authority:
             except AuthchainError:
                 pass
         kind = "task.denied" if action == "start_task" else "hop.denied"
-        return self._refuse(exc, kind, TraceIds.from_traceparent(traceparent), **fields)
+        return self._refuse(exc, kind, TraceContext.from_traceparent(traceparent), **fields)
 
     # ----------------------------------------------------------------------------------------------
     # Registry.
@@ -416,7 +384,7 @@ class Authority:
                 attrs["previous_jkt"] = previous.key.kid
             index = self._record(
                 "workload.registered",
-                TraceIds.new(),
+                TraceContext.new(),
                 actor=record.id,
                 outcome="succeeded",
                 attrs=attrs,
@@ -432,7 +400,7 @@ class Authority:
             self.registry.put_principal(record)
             index = self._record(
                 "principal.registered",
-                TraceIds.new(),
+                TraceContext.new(),
                 initiator=record.id,
                 outcome="succeeded",
                 attrs={"kind": str(record.kind), "scopes": list(record.scopes)},
@@ -448,7 +416,7 @@ class Authority:
             self.registry.put_issuer(issuer, keys)
             index = self._record(
                 "issuer.trusted",
-                TraceIds.new(),
+                TraceContext.new(),
                 outcome="succeeded",
                 resource=issuer,
                 attrs={"issuer": issuer, "kids": sorted(k.kid for k in keys)},
@@ -540,7 +508,7 @@ class Authority:
         that key. ``request_details`` (the purpose and its parameters) becomes the immutable ``tctx``.
         """
         now = self.now()
-        trace = TraceIds.from_traceparent(traceparent)
+        trace = TraceContext.from_traceparent(traceparent)
         txn = uuid7()
         subject_hash = sha256_b64url(subject_token) if isinstance(subject_token, str) else None
         requested = _split_scope(scope)
@@ -664,7 +632,7 @@ class Authority:
     ) -> IssuedToken:
         """RFC 8693 token exchange of a task token for a narrower one bound to the next actor."""
         now = self.now()
-        trace = TraceIds.from_traceparent(traceparent)
+        trace = TraceContext.from_traceparent(traceparent)
         parent_hash = sha256_b64url(subject_token) if isinstance(subject_token, str) else None
         requested = _split_scope(scope)
         base: dict[str, Any] = {
@@ -832,7 +800,7 @@ class Authority:
                 event_txn = issued[0][1].txn if issued else None
                 index = self._record(
                     "token.revoked",
-                    TraceIds.new(),
+                    TraceContext.new(),
                     txn=event_txn,
                     token=token_hash,
                     actor=by,
@@ -851,7 +819,7 @@ class Authority:
                 assert txn is not None
                 index = self._record(
                     "task.revoked",
-                    TraceIds.new(),
+                    TraceContext.new(),
                     txn=txn,
                     actor=by,
                     outcome="succeeded",
@@ -865,7 +833,7 @@ class Authority:
         """End a task: late work under any of its tokens is refused and the refusal recorded."""
         with self._lock:
             index = self._record(
-                "task.ended", TraceIds.new(), txn=txn, actor=by, outcome="succeeded"
+                "task.ended", TraceContext.new(), txn=txn, actor=by, outcome="succeeded"
             )
             self._revoked_tasks[txn] = index
             self._save_revocations()
@@ -904,7 +872,7 @@ class Authority:
         at = now if performed_at is None else performed_at
         if at > now + 60 or at < now - 7 * 24 * 3600:
             raise MalformedError("performed_at is outside the accepted window")
-        trace = TraceIds.from_traceparent(traceparent)
+        trace = TraceContext.from_traceparent(traceparent)
         executor_record = self.registry.find_workload(executor)
         extra: dict[str, Any] = dict(attrs or {})
         if len(extra) > 16:
@@ -986,7 +954,7 @@ class Authority:
         self,
         exc: AuthchainError,
         token: str,
-        trace: TraceIds,
+        trace: TraceContext,
         fields: dict[str, Any],
         extra: dict[str, Any],
         presenter: str | None,

@@ -28,7 +28,6 @@ def test_authority_exports_exactly_its_public_names() -> None:
         "Authority",
         "IssuedToken",
         "Presentation",
-        "TraceIds",
         "verify_presentation",
     ]
     assert sorted(demo.__all__) == ["DemoOutcome", "DemoWorkload", "run_demo"]

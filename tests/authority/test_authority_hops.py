@@ -25,7 +25,7 @@ import authchain.authority as authority_module
 from authchain._encoding import sha256_b64url
 from authchain.audit.events import AuditEvent
 from authchain.audit.store import LogStore
-from authchain.authority import Authority, TraceIds
+from authchain.authority import Authority
 from authchain.errors import (
     DPoPError,
     InvalidTargetError,
@@ -40,6 +40,7 @@ from authchain.policy import PolicyEngine
 from authchain.tokens.dpop import create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
 from authchain.tokens.task_token import verify_task_token
+from authchain.tracecontext import TraceContext
 
 # --------------------------------------------------------------------------------------------------
 # What a hop signs and records.
@@ -130,7 +131,7 @@ def test_events_carry_the_callers_trace_context(world: World) -> None:
     other = world.hop(PLANNER, root, RESEARCH, "research:read", traceparent="00-zz-yy-01")
     event = world.store.get(other.log_index)
     assert event.trace_id is not None and event.trace_id != "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert TraceIds.from_traceparent("ff-" + traceparent[3:]).trace_id != traceparent[3:35]
+    assert TraceContext.from_traceparent("ff-" + traceparent[3:]).trace_id != traceparent[3:35]
 
 
 def test_every_event_carries_trace_ids_and_no_raw_token_reaches_the_log(world: World) -> None:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 __all__ = [
     "TraceContext",
@@ -28,59 +26,7 @@ __all__ = [
     "attribution_attributes",
 ]
 
-_HEX: Final = frozenset("0123456789abcdef")
-
-
-@dataclass(frozen=True, slots=True)
-class TraceContext:
-    """A W3C ``traceparent`` (Trace Context section 3.2): version 00, trace id, parent id, flags."""
-
-    trace_id: str
-    span_id: str
-    sampled: bool = True
-
-    @classmethod
-    def parse(cls, header: str | None) -> TraceContext | None:
-        """The context of a ``traceparent`` header, or ``None`` if it is absent or malformed.
-
-        Section 3.2.2: ``version "-" trace-id "-" parent-id "-" trace-flags`` in lowercase hex, the
-        ids not all zero, version ``ff`` invalid. A later version may append fields (section
-        3.2.4), which are ignored; version 00 has exactly four.
-        """
-        if not header or len(header) > 512:
-            return None
-        parts = header.strip().split("-")
-        if len(parts) < 4 or len(parts[0]) != 2 or not _HEX.issuperset(parts[0]):
-            return None
-        version, trace_id, span_id, flags = parts[0], parts[1], parts[2], parts[3]
-        if version == "ff" or (version == "00" and len(parts) != 4):
-            return None
-        if len(trace_id) != 32 or len(span_id) != 16 or len(flags) != 2:
-            return None
-        if not _HEX.issuperset(trace_id + span_id + flags):
-            return None
-        if trace_id == "0" * 32 or span_id == "0" * 16:
-            return None
-        return cls(trace_id, span_id, bool(int(flags, 16) & 1))
-
-    @classmethod
-    def new(cls) -> TraceContext:
-        return cls(_random_hex(16), _random_hex(8))
-
-    def child(self) -> TraceContext:
-        """A new span id under the same trace (section 3.2.2.4: each hop gets its own parent-id)."""
-        return TraceContext(self.trace_id, _random_hex(8), self.sampled)
-
-    def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
-
-
-def _random_hex(nbytes: int) -> str:
-    while True:
-        value = os.urandom(nbytes).hex()
-        if value != "0" * (2 * nbytes):
-            return value
-
+from authchain.tracecontext import TraceContext
 
 _current: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar(
     "authchain_trace", default=None
