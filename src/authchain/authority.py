@@ -28,6 +28,7 @@ from authchain.errors import (
     InvalidPrincipalError,
     InvalidTargetError,
     KeyBindingError,
+    LogIntegrityError,
     MalformedError,
     PolicyDenied,
     RevokedError,
@@ -275,7 +276,64 @@ class Authority:
         stored = self.store.get_meta(_META_REGISTRY)
         if stored is None:
             return Registry()
-        return Registry.from_dict(json_loads_strict(stored))
+        registry = Registry.from_dict(json_loads_strict(stored))
+        self._check_registry(registry)
+        return registry
+
+    def _check_registry(self, registry: Registry) -> None:
+        """The registry is kept beside the log, not in it; every entry must match the log event
+        that recorded it, so a key, scope or issuer edited in the store is refused at startup
+        instead of being trusted (one read per entry)."""
+
+        def recorded(what: str, ident: str, kind: str) -> dict[str, Any]:
+            index = registry.logged(what, ident)
+            event = None
+            if index is not None and 0 <= index < self.store.size():
+                try:
+                    event = self.store.get(index)
+                except AuthchainError:
+                    event = None
+            if event is None or event.kind != kind:
+                raise LogIntegrityError(
+                    f"the registry's {what} {ident!r} has no {kind} entry in the log "
+                    f"(it names index {index})",
+                    index,
+                )
+            return {"actor": event.actor, "initiator": event.initiator, **(event.attrs or {})}
+
+        for w in registry.workloads():
+            got = recorded("workload", w.id, "workload.registered")
+            if (got.get("actor"), got.get("jkt"), got.get("kind"), got.get("scopes")) != (
+                w.id,
+                w.key.kid,
+                str(w.kind),
+                list(w.scopes),
+            ):
+                raise LogIntegrityError(
+                    f"the registry's workload {w.id!r} does not match its registration in the log "
+                    f"(index {registry.logged('workload', w.id)})",
+                    registry.logged("workload", w.id),
+                )
+        for p in registry.principals():
+            got = recorded("principal", p.id, "principal.registered")
+            if (got.get("initiator"), got.get("kind"), got.get("scopes")) != (
+                p.id,
+                str(p.kind),
+                list(p.scopes),
+            ):
+                raise LogIntegrityError(
+                    f"the registry's principal {p.id!r} does not match its registration in the "
+                    f"log (index {registry.logged('principal', p.id)})",
+                    registry.logged("principal", p.id),
+                )
+        for issuer, jwks in registry.issuers.items():
+            got = recorded("issuer", issuer, "issuer.trusted")
+            if (got.get("issuer"), got.get("kids")) != (issuer, sorted(k.kid for k in jwks)):
+                raise LogIntegrityError(
+                    f"the registry's issuer {issuer!r} does not match its entry in the log "
+                    f"(index {registry.logged('issuer', issuer)})",
+                    registry.logged("issuer", issuer),
+                )
 
     def _save_registry(self) -> None:
         import orjson
@@ -291,6 +349,27 @@ class Authority:
         self._revoked_tasks = {k: int(v) for k, v in data.get("tasks", {}).items()}
         self._txns_with_revoked_tokens = set(data.get("token_txns", []))
         self._revoked_unscoped = set(data.get("unscoped", []))
+        # Like the registry: each revocation must be the log's own record of it.
+        for token_hash, index in self._revoked_tokens.items():
+            self._check_logged(index, ("token.revoked",), token=token_hash)
+        for txn, index in self._revoked_tasks.items():
+            self._check_logged(index, ("task.revoked", "task.ended"), txn=txn)
+
+    def _check_logged(self, index: int, kinds: tuple[str, ...], **expected: str) -> None:
+        try:
+            event = self.store.get(index) if 0 <= index < self.store.size() else None
+        except AuthchainError:
+            event = None
+        if (
+            event is None
+            or event.kind not in kinds
+            or any(getattr(event, name) != value for name, value in expected.items())
+        ):
+            raise LogIntegrityError(
+                f"the stored revocation of {next(iter(expected.values()))} does not match the log "
+                f"entry it names (index {index})",
+                index,
+            )
 
     def _save_revocations(self) -> None:
         import orjson
@@ -373,7 +452,9 @@ class Authority:
         thumbprint, so an investigator sees exactly when an identity changed keys."""
         record = WorkloadRecord.create(spiffe_id, kind, jwk, scopes)
         with self._lock:
-            previous = self.registry.put_workload(record)
+            # Checked, then recorded, then applied: a refused or unrecorded registration changes
+            # nothing.
+            previous = self.registry.check_workload(record)
             attrs: dict[str, Any] = {
                 "kind": str(record.kind),
                 "jkt": record.key.kid,
@@ -389,6 +470,8 @@ class Authority:
                 outcome="succeeded",
                 attrs=attrs,
             )
+            self.registry.put_workload(record)
+            self.registry.note_logged("workload", record.id, index)
             self._save_registry()
             return index
 
@@ -397,7 +480,6 @@ class Authority:
     ) -> int:
         record = PrincipalRecord.create(sub, kind, scopes)
         with self._lock:
-            self.registry.put_principal(record)
             index = self._record(
                 "principal.registered",
                 TraceContext.new(),
@@ -405,6 +487,8 @@ class Authority:
                 outcome="succeeded",
                 attrs={"kind": str(record.kind), "scopes": list(record.scopes)},
             )
+            self.registry.put_principal(record)
+            self.registry.note_logged("principal", record.id, index)
             self._save_registry()
             return index
 
@@ -413,7 +497,6 @@ class Authority:
         if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://")):
             raise InvalidPrincipalError("issuer must be an http(s) URL")
         with self._lock:
-            self.registry.put_issuer(issuer, keys)
             index = self._record(
                 "issuer.trusted",
                 TraceContext.new(),
@@ -421,6 +504,8 @@ class Authority:
                 resource=issuer,
                 attrs={"issuer": issuer, "kids": sorted(k.kid for k in keys)},
             )
+            self.registry.put_issuer(issuer, keys)
+            self.registry.note_logged("issuer", issuer, index)
             self._save_registry()
             return index
 

@@ -5,7 +5,10 @@ workload's key is in the log."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _authority_world import (
@@ -23,7 +26,14 @@ from _authority_world import (
 
 from authchain.audit.store import open_store
 from authchain.authority import Authority
-from authchain.errors import DPoPError, InvalidKeyError, RevokedError, VerificationError
+from authchain.errors import (
+    DPoPError,
+    InvalidKeyError,
+    LogIntegrityError,
+    RevokedError,
+    StorageError,
+    VerificationError,
+)
 from authchain.identity.keys import SigningKey
 from authchain.policy import PolicyEngine
 from authchain.tokens.task_token import verify_task_token
@@ -203,3 +213,112 @@ def test_a_token_signed_by_another_authority_is_not_accepted(
                 now=world.now,
             )
         assert caught.value.code in ("untrusted_issuer", "signature_invalid")
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry and the revocations live beside the log, not in it: each entry must match the log
+# event that recorded it, or the authority refuses to start on the store.
+
+
+def _edit_meta(db_path: Path, key: str, edit: Any) -> None:
+    conn = sqlite3.connect(db_path)
+    (value,) = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = ?", (json.dumps(edit(json.loads(value))), key)
+    )
+    conn.commit()
+    conn.close()
+
+
+def _restart(db_path: Path, policy: PolicyEngine) -> Authority:
+    return Authority(
+        open_store(str(db_path), create=False),
+        issuer=ISSUER,
+        trust_domain=TRUST_DOMAIN,
+        policy=policy,
+    )
+
+
+def test_a_workload_key_swapped_in_the_store_is_refused_at_startup(
+    world: World, db_path: Path, policy: PolicyEngine
+) -> None:
+    attacker = SigningKey.generate().public.to_jwk(with_kid=False)
+
+    def swap(registry: dict[str, Any]) -> dict[str, Any]:
+        for workload in registry["workloads"]:
+            if workload["id"] == CRM_AGENT:
+                workload["jwk"] = attacker
+        return registry
+
+    world.store.close()
+    _edit_meta(db_path, "authority.registry", swap)
+    with pytest.raises(LogIntegrityError, match="does not match its registration"):
+        _restart(db_path, policy)
+
+
+def test_scopes_widened_in_the_store_are_refused_at_startup(
+    world: World, db_path: Path, policy: PolicyEngine
+) -> None:
+    def widen(registry: dict[str, Any]) -> dict[str, Any]:
+        for principal in registry["principals"]:
+            principal["scopes"] = sorted({*principal["scopes"], "payments:write"})
+        return registry
+
+    world.store.close()
+    _edit_meta(db_path, "authority.registry", widen)
+    with pytest.raises(LogIntegrityError, match="principal"):
+        _restart(db_path, policy)
+
+
+def test_a_revocation_pointed_at_another_entry_is_refused_at_startup(
+    world: World, db_path: Path, policy: PolicyEngine
+) -> None:
+    root, _, _, _ = world.clean_task()
+    world.authority.revoke(token_hash=root.token_hash, reason="compromised")
+
+    def repoint(revocations: dict[str, Any]) -> dict[str, Any]:
+        revocations["tokens"] = {h: 0 for h in revocations["tokens"]}
+        return revocations
+
+    world.store.close()
+    _edit_meta(db_path, "authority.revocations", repoint)
+    with pytest.raises(LogIntegrityError, match="revocation"):
+        _restart(db_path, policy)
+
+
+def test_an_untouched_store_restarts_cleanly(
+    world: World, db_path: Path, policy: PolicyEngine
+) -> None:
+    root, _, _, _ = world.clean_task()
+    world.authority.revoke(token_hash=root.token_hash, reason="compromised")
+    world.store.close()
+    assert _restart(db_path, policy).registry.find_workload(CRM_AGENT) is not None
+
+
+class _FailingAppends:
+    """A store whose appends fail, otherwise the real one: the log is unavailable."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def append(self, event: Any) -> int:
+        raise StorageError("the log is unavailable")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_registration_that_could_not_be_recorded_changes_nothing(
+    world: World, policy: PolicyEngine
+) -> None:
+    authority = world.authority
+    before = authority.registry.find_workload(CRM_AGENT)
+    authority.store = _FailingAppends(world.store)  # type: ignore[assignment]
+    with pytest.raises(StorageError):
+        authority.register_workload(
+            CRM_AGENT, kind="agent", jwk=SigningKey.generate().public.to_jwk(), scopes=["crm:read"]
+        )
+    with pytest.raises(StorageError):
+        authority.register_principal("mallory@example.org", scopes=["crm:write"])
+    assert authority.registry.find_workload(CRM_AGENT) == before
+    assert authority.registry.find_principal("mallory@example.org") is None

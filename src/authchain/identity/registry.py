@@ -90,22 +90,35 @@ class PrincipalRecord:
 class Registry:
     """Workloads by SPIFFE ID and by key thumbprint, principals by id, issuers by URL."""
 
-    __slots__ = ("_workloads", "_by_jkt", "_principals", "_issuers")
+    __slots__ = ("_workloads", "_by_jkt", "_principals", "_issuers", "_logged")
 
     def __init__(self) -> None:
         self._workloads: dict[str, WorkloadRecord] = {}
         self._by_jkt: dict[str, WorkloadRecord] = {}
         self._principals: dict[str, PrincipalRecord] = {}
         self._issuers: dict[str, JWKS] = {}
+        # ("workload" | "principal" | "issuer", id) -> log index of the event that recorded the
+        # current entry, so the registry can be checked against the log when it is loaded.
+        self._logged: dict[tuple[str, str], int] = {}
+
+    def note_logged(self, what: str, ident: str, index: int) -> None:
+        self._logged[(what, ident)] = index
+
+    def logged(self, what: str, ident: str) -> int | None:
+        return self._logged.get((what, ident))
 
     # Workloads ------------------------------------------------------------------------------------
 
-    def put_workload(self, record: WorkloadRecord) -> WorkloadRecord | None:
-        """Add or replace; returns the previous record (a re-registration, maybe with a new key)."""
+    def check_workload(self, record: WorkloadRecord) -> WorkloadRecord | None:
+        """Would ``put_workload`` accept this? Returns the record it would replace; changes nothing."""
         holder = self._by_jkt.get(record.key.kid)
         if holder is not None and holder.id != record.id:
             raise InvalidKeyError(f"key {record.key.kid} is already registered to {holder.id}")
-        previous = self._workloads.get(record.id)
+        return self._workloads.get(record.id)
+
+    def put_workload(self, record: WorkloadRecord) -> WorkloadRecord | None:
+        """Add or replace; returns the previous record (a re-registration, maybe with a new key)."""
+        previous = self.check_workload(record)
         if previous is not None:
             self._by_jkt.pop(previous.key.kid, None)
         self._workloads[record.id] = record
@@ -156,6 +169,7 @@ class Registry:
             "workloads": [w.to_dict() for w in self._workloads.values()],
             "principals": [p.to_dict() for p in self._principals.values()],
             "issuers": {iss: jwks.to_dict() for iss, jwks in self._issuers.items()},
+            "logged": [[what, ident, index] for (what, ident), index in self._logged.items()],
         }
 
     @classmethod
@@ -167,4 +181,6 @@ class Registry:
             reg.put_principal(PrincipalRecord.create(p["id"], p["kind"], p["scopes"]))
         for iss, jwks in data.get("issuers", {}).items():
             reg.put_issuer(iss, JWKS.from_dict(jwks))
+        for what, ident, index in data.get("logged", []):
+            reg.note_logged(str(what), str(ident), int(index))
         return reg
