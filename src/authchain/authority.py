@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 from authchain._encoding import json_loads_strict, sha256_b64url
 from authchain._ids import uuid7
 from authchain.audit.events import AuditEvent
@@ -34,7 +36,7 @@ from authchain.errors import (
     RevokedError,
     ScopeEscalationError,
 )
-from authchain.identity.keys import JWKS, KeyRing, SigningKey
+from authchain.identity.keys import JWKS, KeyRing, PublicKey, SigningKey
 from authchain.identity.registry import PrincipalRecord, Registry, WorkloadRecord
 from authchain.identity.spiffe import SpiffeId
 from authchain.policy import Decision, Party, PolicyEngine, PolicyRequest
@@ -42,6 +44,7 @@ from authchain.tokens.dpop import DPoPProof, ReplayCache, verify_proof
 from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
 from authchain.tokens.id_token import verify_id_token
 from authchain.tokens.task_token import (
+    TXN_TOKEN_TYPE_URN,
     TaskTokenClaims,
     TrustList,
     VerifiedTaskToken,
@@ -51,9 +54,6 @@ from authchain.tokens.task_token import (
 from authchain.tracecontext import TraceContext
 
 __all__ = ["Authority", "IssuedToken", "Presentation", "verify_presentation"]
-
-# RFC 8693 section 3 and the Transaction Tokens draft: token type identifiers.
-TXN_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:txn_token"
 
 _META_REGISTRY: Final = "authority.registry"
 _META_KEYS: Final = "authority.keys"
@@ -89,7 +89,7 @@ class IssuedToken:
         """RFC 8693 section 2.2.1 successful response."""
         return {
             "access_token": self.access_token,
-            "issued_token_type": TXN_TOKEN_TYPE,
+            "issued_token_type": TXN_TOKEN_TYPE_URN,
             "token_type": "DPoP",
             "expires_in": self.expires_in,
             "scope": self.scope,
@@ -237,8 +237,6 @@ class Authority:
                 SigningKey.from_private_jwk(data["active"]),
                 max_token_lifetime=self.token_lifetime,
             )
-            from authchain.identity.keys import PublicKey
-
             for retired in data.get("retired", []):
                 ring.restore_retired(PublicKey.from_jwk(retired["jwk"]), int(retired["until"]))
             return ring
@@ -247,8 +245,6 @@ class Authority:
         return ring
 
     def _save_keys(self, ring: KeyRing) -> None:
-        import orjson
-
         data = {
             "active": ring.active.private_jwk(),
             "retired": [
@@ -336,8 +332,6 @@ class Authority:
                 )
 
     def _save_registry(self) -> None:
-        import orjson
-
         self.store.put_meta(_META_REGISTRY, orjson.dumps(self.registry.to_dict()).decode())
 
     def _load_revocations(self) -> None:
@@ -372,8 +366,6 @@ class Authority:
             )
 
     def _save_revocations(self) -> None:
-        import orjson
-
         data = {
             "tokens": self._revoked_tokens,
             "tasks": self._revoked_tasks,
@@ -685,8 +677,6 @@ class Authority:
             details = json_loads_strict(details, max_len=_MAX_REQUEST_DETAILS)
         if not isinstance(details, Mapping):
             raise MalformedError("request_details must be a JSON object")
-        import orjson
-
         if len(orjson.dumps(dict(details))) > _MAX_REQUEST_DETAILS:
             raise MalformedError(f"request_details is longer than {_MAX_REQUEST_DETAILS} bytes")
         purpose = details.get("purpose", "")

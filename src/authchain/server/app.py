@@ -53,17 +53,17 @@ from authchain.server.errors import (
 )
 from authchain.server.openapi import PROBLEM_CODES, openapi_document
 from authchain.tokens.dpop import NonceSource, verify_proof
+from authchain.tokens.id_token import ID_TOKEN_TYPE
+from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN
 
 if TYPE_CHECKING:
     from authchain.authority import Authority
 
 __all__ = ["create_app", "TOKEN_EXCHANGE", "TXN_TOKEN_TYPE", "ID_TOKEN_TYPE"]
 
-# RFC 8693 section 2.1 and section 3: the grant type and token type identifiers.
+# RFC 8693 section 2.1: the grant type. The token type identifiers are the core's.
 TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
-ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"
-# draft-ietf-oauth-transaction-tokens section 4: the Txn-Token type identifier.
-TXN_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:txn_token"
+TXN_TOKEN_TYPE: Final = TXN_TOKEN_TYPE_URN
 
 _TOKEN_BODY_LIMIT: Final = 32 * 1024
 _JSON_BODY_LIMIT: Final = 64 * 1024
