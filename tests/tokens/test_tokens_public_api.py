@@ -31,6 +31,7 @@ def test_hop_and_revocation_module_exports() -> None:
         "DEFAULT_HOP_LIFETIME",
         "DEFAULT_MAX_DEPTH",
         "HopRequest",
+        "TOKEN_EXCHANGE_GRANT_TYPE",
         "derive_child_claims",
         "first_token_claims",
     ]

@@ -25,6 +25,9 @@ from authchain.errors import MalformedError, RemoteError, RemoteUnavailableError
 from authchain.identity.keys import JWKS, SigningKey
 from authchain.sdk.tracing import outgoing_traceparent
 from authchain.tokens.dpop import create_proof
+from authchain.tokens.hop import TOKEN_EXCHANGE_GRANT_TYPE
+from authchain.tokens.id_token import ID_TOKEN_TYPE
+from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN
 
 __all__ = [
     "AuthorityClient",
@@ -37,9 +40,8 @@ __all__ = [
 ]
 
 # RFC 8693 section 2.1 and section 3; Txn-Tokens section 4.
-TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
-ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"
-TXN_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:txn_token"
+TOKEN_EXCHANGE: Final = TOKEN_EXCHANGE_GRANT_TYPE
+TXN_TOKEN_TYPE: Final = TXN_TOKEN_TYPE_URN
 
 _DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
 

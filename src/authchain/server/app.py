@@ -53,6 +53,7 @@ from authchain.server.errors import (
 )
 from authchain.server.openapi import PROBLEM_CODES, openapi_document
 from authchain.tokens.dpop import NonceSource, verify_proof
+from authchain.tokens.hop import TOKEN_EXCHANGE_GRANT_TYPE
 from authchain.tokens.id_token import ID_TOKEN_TYPE
 from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN
 
@@ -61,8 +62,8 @@ if TYPE_CHECKING:
 
 __all__ = ["create_app", "TOKEN_EXCHANGE", "TXN_TOKEN_TYPE", "ID_TOKEN_TYPE"]
 
-# RFC 8693 section 2.1: the grant type. The token type identifiers are the core's.
-TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
+# RFC 8693 section 2.1 and section 3: the grant and token type identifiers (the core's).
+TOKEN_EXCHANGE: Final = TOKEN_EXCHANGE_GRANT_TYPE
 TXN_TOKEN_TYPE: Final = TXN_TOKEN_TYPE_URN
 
 _TOKEN_BODY_LIMIT: Final = 32 * 1024

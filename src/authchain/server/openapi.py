@@ -13,12 +13,15 @@ from typing import Any, Final
 
 from authchain import errors as _errors
 from authchain.server.errors import PROBLEM_MEDIA_TYPE, problem_status
+from authchain.tokens.hop import TOKEN_EXCHANGE_GRANT_TYPE
+from authchain.tokens.id_token import ID_TOKEN_TYPE
+from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN
 
 __all__ = ["openapi_document", "PROBLEM_CODES"]
 
-_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
-_TXN_TOKEN = "urn:ietf:params:oauth:token-type:txn_token"
+_TOKEN_EXCHANGE = TOKEN_EXCHANGE_GRANT_TYPE
+_ID_TOKEN = ID_TOKEN_TYPE
+_TXN_TOKEN = TXN_TOKEN_TYPE_URN
 
 
 def _problem_codes() -> dict[str, tuple[int, str]]:

@@ -15,6 +15,7 @@ from authchain.tokens.dpop import (
 from authchain.tokens.hop import (
     DEFAULT_HOP_LIFETIME,
     DEFAULT_MAX_DEPTH,
+    TOKEN_EXCHANGE_GRANT_TYPE,
     HopRequest,
     derive_child_claims,
     first_token_claims,
@@ -70,6 +71,7 @@ __all__ = [
     "parse_scope",
     # hops
     "DEFAULT_HOP_LIFETIME",
+    "TOKEN_EXCHANGE_GRANT_TYPE",
     "DEFAULT_MAX_DEPTH",
     "HopRequest",
     "derive_child_claims",

@@ -49,6 +49,7 @@ from authchain.tokens.task_token import (
 )
 
 __all__ = [
+    "TOKEN_EXCHANGE_GRANT_TYPE",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_HOP_LIFETIME",
     "HopRequest",
@@ -56,6 +57,8 @@ __all__ = [
     "first_token_claims",
 ]
 
+# RFC 8693 section 2.1: the grant type of a token exchange, which is how a hop is requested.
+TOKEN_EXCHANGE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 DEFAULT_MAX_DEPTH: Final = 8
 DEFAULT_HOP_LIFETIME: Final = 300  # seconds; Txn-Tokens section 6: "on the order of minutes"
 
