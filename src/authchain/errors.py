@@ -7,16 +7,66 @@ Codes are part of the public contract: never rename one, add a new class instead
 Cryptographic failures are opaque on purpose ("signature invalid"): the message must not help an
 attacker tell which check failed first. Policy and hop-rule failures are precise, because the policy is
 not secret and an operator needs to know exactly why authority did not pass.
+
+Where the cause of a refusal is known, the code that knows it names the request input that failed in
+:attr:`AuthchainError.input` (one of :class:`Input`): the subject token, the DPoP proof, the actor its
+key identifies, the requested scope... The HTTP layer picks its OAuth error from that name and the
+code with one table lookup, and nothing is verified a second time to find out who was wrong.
+
+The tree::
+
+    AuthchainError
+    ├── ConfigurationError
+    ├── NotFoundError
+    ├── HttpError                        a malformed HTTP request, refused at the edge
+    ├── CapacityError                    a bounded resource is full: retry later (503)
+    │   └── ReplayCacheFullError
+    ├── StorageError                     the store failed; nothing was acknowledged (503)
+    ├── PolicyError
+    │   └── PolicyLoadError
+    ├── PolicyDenied
+    ├── RemoteError
+    │   └── RemoteUnavailableError
+    └── VerificationError                hostile or invalid input; never retry the same input
+        ├── MalformedError
+        │   ├── SizeLimitError
+        │   ├── CanonicalizationError
+        │   └── RawTokenError
+        ├── AlgorithmError, SignatureError, TokenTypeError, UntrustedIssuerError, AudienceError
+        ├── ExpiredError, NotYetValidError, IssuedInFutureError, ClaimError
+        ├── KeyBindingError, ReplayError, RevokedError
+        ├── DPoPError
+        │   ├── DPoPMethodError, DPoPURLError, DPoPNonceError
+        │   └── DPoPAccessTokenHashError
+        ├── InvalidSpiffeIdError, InvalidKeyError, InvalidPrincipalError, InvalidTargetError
+        ├── HopError
+        │   └── ScopeEscalationError, LifetimeError, ChainDepthError, ChainCycleError
+        ├── DuplicateEventError
+        └── LogIntegrityError
+            ├── ProofError
+            └── CheckpointError
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import TypeVar
+
 __all__ = [
+    "Input",
     "AuthchainError",
     "ConfigurationError",
+    "NotFoundError",
+    "HttpError",
+    "CapacityError",
+    "ReplayCacheFullError",
+    "StorageError",
     "VerificationError",
     "MalformedError",
     "SizeLimitError",
+    "CanonicalizationError",
+    "RawTokenError",
     "AlgorithmError",
     "SignatureError",
     "TokenTypeError",
@@ -32,32 +82,55 @@ __all__ = [
     "DPoPMethodError",
     "DPoPURLError",
     "DPoPNonceError",
+    "DPoPAccessTokenHashError",
     "InvalidSpiffeIdError",
     "InvalidKeyError",
+    "InvalidPrincipalError",
+    "InvalidTargetError",
     "HopError",
     "ScopeEscalationError",
     "LifetimeError",
     "ChainDepthError",
     "ChainCycleError",
     "RevokedError",
+    "DuplicateEventError",
     "LogIntegrityError",
     "ProofError",
-    "CanonicalizationError",
+    "CheckpointError",
     "PolicyError",
     "PolicyLoadError",
     "PolicyDenied",
-    "StorageError",
-    "NotFoundError",
-    "InvalidPrincipalError",
-    "DPoPAccessTokenHashError",
-    "ReplayCacheFullError",
-    "RawTokenError",
-    "DuplicateEventError",
-    "CheckpointError",
-    "InvalidTargetError",
     "RemoteError",
     "RemoteUnavailableError",
 ]
+
+
+class Input(StrEnum):
+    """The request input a refusal is about, named where the cause is known."""
+
+    #: The ``subject_token`` of a token exchange: the parent task token, or the initiator's ID token.
+    SUBJECT_TOKEN = "subject_token"
+    #: The requester's ``DPoP`` proof (RFC 9449 section 4): its form, signature, method, URL, nonce.
+    DPOP_PROOF = "dpop_proof"
+    #: The workload the proof's key identifies: unregistered, or not the holder of the token.
+    ACTOR = "actor"
+    #: The ``audience`` (next actor) of a hop.
+    AUDIENCE = "audience"
+    #: The requested ``scope`` or lifetime, judged by the rules of a hop.
+    SCOPE = "scope"
+    #: ``request_details`` of a task start (the purpose, which becomes ``tctx``).
+    REQUEST_DETAILS = "request_details"
+    #: The policy decision (a deny, or an evaluation that failed closed).
+    POLICY = "policy"
+    #: A token presented to a resource server and reported at ``/events``.
+    PRESENTED_TOKEN = "presented_token"
+    #: The presenter's DPoP proof reported at ``/events``.
+    PRESENTED_PROOF = "presented_proof"
+    #: Any other member of a request body (a report, an admin call).
+    REQUEST = "request"
+
+
+_E = TypeVar("_E", bound="AuthchainError")
 
 
 class AuthchainError(Exception):
@@ -67,6 +140,8 @@ class AuthchainError(Exception):
     # Set by the authority when it recorded this refusal in the audit log: denials are evidence too,
     # and a caller (the HTTP layer, an investigator) can point at the entry.
     log_index: int | None = None
+    # The request input the refusal is about, set where the cause is known (see :meth:`about`).
+    input: Input | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -74,6 +149,13 @@ class AuthchainError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def about(self: _E, what: Input) -> _E:
+        """Name the input this error is about, unless a more precise step already did; returns
+        ``self`` so a caller writes ``raise exc.about(Input.SUBJECT_TOKEN)``."""
+        if self.input is None:
+            self.input = what
+        return self
 
 
 class ConfigurationError(AuthchainError):
@@ -86,6 +168,44 @@ class NotFoundError(AuthchainError):
     """A named thing (event, index, workload, task) does not exist."""
 
     code = "not_found"
+
+
+class HttpError(AuthchainError):
+    """An HTTP request the server refuses before any core code sees it: a wrong media type, a body
+    that is not a form or a JSON object, a missing parameter, a missing credential. ``code`` is the
+    machine code on the wire (an OAuth error at ``/token``), ``status`` the HTTP status."""
+
+    code = "invalid_request"
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.headers: Mapping[str, str] = dict(headers or {})
+
+    @property
+    def detail(self) -> str:
+        return self.message
+
+
+class CapacityError(AuthchainError):
+    """A bounded resource is full (a replay cache, a queue). Nothing was decided or recorded about
+    the input: the same request may succeed shortly (HTTP 503 with ``Retry-After``)."""
+
+    code = "capacity"
+
+
+class ReplayCacheFullError(CapacityError):
+    """The replay cache holds its maximum of unexpired ``jti`` values. The proof is refused rather
+    than a live ``jti`` forgotten (fail closed); the HTTP layer answers 503 with ``Retry-After``."""
+
+    code = "replay_cache_full"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,10 +430,6 @@ class StorageError(AuthchainError):
     code = "storage_error"
 
 
-# --------------------------------------------------------------------------------------------------
-# Appended (identity): principals.
-
-
 class InvalidPrincipalError(VerificationError):
     """A principal is malformed: unknown kind, a user id that is not a usable ``sub``, a workload
     whose kind cannot be derived, or a trust domain that does not match the id."""
@@ -321,26 +437,11 @@ class InvalidPrincipalError(VerificationError):
     code = "invalid_principal"
 
 
-# --------------------------------------------------------------------------------------------------
-# Appended (tokens): DPoP.
-
-
 class DPoPAccessTokenHashError(DPoPError):
     """The proof's ``ath`` is not the hash of the presented token (RFC 9449 section 4.3 (12),
     section 9): the proof was made for another token."""
 
     code = "dpop_ath_mismatch"
-
-
-class ReplayCacheFullError(ReplayError):
-    """The replay cache holds its maximum of unexpired ``jti`` values. The proof is refused rather
-    than a live ``jti`` forgotten (fail closed); the HTTP layer answers 503 with ``Retry-After``."""
-
-    code = "replay_cache_full"
-
-
-# --------------------------------------------------------------------------------------------------
-# Appended (audit): the log.
 
 
 class RawTokenError(MalformedError):
@@ -364,10 +465,6 @@ class CheckpointError(LogIntegrityError):
     def __init__(self, message: str, index: int | None = None, size: int | None = None) -> None:
         super().__init__(message, index)
         self.size = size
-
-
-# --------------------------------------------------------------------------------------------------
-# Appended (server, sdk): targets and remote refusals.
 
 
 class InvalidTargetError(VerificationError):
