@@ -13,7 +13,15 @@ Encoding rules, chosen so that the bytes of an event are a function of its value
   an absent field.
 - ``decision`` is the policy decision record with exactly the members ``id``, ``effect``,
   ``policies``, ``reasons``, ``errors``, ``policy_set_hash`` (``authchain.policy.Decision.to_dict``).
-- ``attrs`` is a small object of JSON values, at most :data:`ATTRS_MAX_BYTES` canonical bytes.
+- ``v`` is the event format version. Events written by this release carry ``"v": 2``; events
+  written by release 0.1 carry no ``v`` and are version 1. Both verify and trace.
+- Version 2 keeps what the authority derived from verified input apart from what a caller said:
+  ``detail`` holds the authority's own members of the kind (typed by :mod:`authchain.audit.records`),
+  ``reported`` holds whatever a caller supplied (a reporter's attributes, an untrusted string of a
+  refused request), and is never read as evidence. Version 1 had one ``attrs`` object for both; it is
+  refused in a version 2 event, as ``detail`` and ``reported`` are in a version 1 event.
+- ``attrs``, ``detail`` and ``reported`` are small objects of JSON values, each at most
+  :data:`ATTRS_MAX_BYTES` canonical bytes.
 - ``time`` is RFC 3339 UTC with exactly six fractional digits (``2026-11-28T21:17:37.123456Z``);
   there are no floats anywhere.
 - ``token`` and ``parent_token`` are base64url SHA-256 hashes of tokens (43 characters), never the
@@ -47,6 +55,7 @@ __all__ = [
     "DECISION_FIELDS",
     "ATTRS_MAX_BYTES",
     "EVENT_MAX_BYTES",
+    "EVENT_VERSION",
     "check_leaf",
 ]
 
@@ -65,11 +74,12 @@ KINDS: Final[frozenset[str]] = frozenset(
         "workload.registered",
         "principal.registered",
         "issuer.trusted",
-        "federation.granted",
-        "federation.redeemed",
-        "job.refused",
+        "key.rotated",
     }
 )
+
+#: The format version of the events this release writes (see the module docstring).
+EVENT_VERSION: Final = 2
 
 #: What became of the thing the event records.
 OUTCOMES: Final[frozenset[str]] = frozenset({"allowed", "denied", "succeeded", "failed", "refused"})
@@ -94,7 +104,11 @@ EVENT_FIELDS: Final[tuple[str, ...]] = (
     "outcome",
     "trust_domain",
     "attrs",
+    "v",
+    "detail",
+    "reported",
 )
+_OBJECTS: Final = ("attrs", "detail", "reported")
 _REQUIRED: Final = ("id", "time", "kind")
 _REQUIRED_SET: Final = frozenset(_REQUIRED)
 
@@ -177,7 +191,10 @@ _RULES: Final[dict[str, str]] = {
     f"policies, reasons and errors (lists of at most {_MAX_DECISION_ITEMS} strings of at most "
     f"{_MAX_TEXT} characters), policy_set_hash (1 to 256 visible ASCII characters)",
     "trust_domain": "must be a trust domain name (lowercase letters, digits, '.', '-', '_')",
-    "attrs": "must be an object",
+    "attrs": "must be an object, and only in a version 1 event (no 'v')",
+    "v": f"must be {EVENT_VERSION}, or absent for a version 1 event",
+    "detail": "must be an object, and only in a version 2 event",
+    "reported": "must be an object, and only in a version 2 event",
 }
 
 _FIELD_SET: Final = frozenset(EVENT_FIELDS)
@@ -293,9 +310,16 @@ def _first_invalid(m: Mapping[str, Any]) -> str | None:
     v = get("trust_domain")
     if v is not None and (type(v) is not str or not _trust_domain(v)):
         return "trust_domain"
+    version = get("v")
+    if version is not None and (type(version) is not int or version != EVENT_VERSION):
+        return "v"
     v = get("attrs")
-    if v is not None and type(v) is not dict:
+    if v is not None and (type(v) is not dict or version is not None):
         return "attrs"
+    for name in ("detail", "reported"):
+        v = get(name)
+        if v is not None and (type(v) is not dict or version is None):
+            return name
     return None
 
 
@@ -358,7 +382,7 @@ def _normalised(values: Mapping[str, Any]) -> dict[str, Any]:
         elif name in ("chain", "scope"):
             if isinstance(value, Sequence) and not isinstance(value, str | bytes):
                 value = tuple([_plain(v) if isinstance(v, str) else v for v in value])
-        elif name in ("decision", "attrs"):
+        elif name in ("decision", "attrs", "detail", "reported"):
             value = _copy_object(value)
         out[name] = value
     return out
@@ -369,9 +393,13 @@ def _checked(values: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], 
 
     ``copy`` is False only for a dict fresh from a JSON parser, which nobody else holds.
     """
-    attrs = values.get("attrs")
-    # attrs is checked against the JCS profile as given, before any copy could blur it.
-    utf16_order = jcs.check(attrs) if attrs is not None else False
+    # The free-form objects are checked against the JCS profile as given, before any copy could
+    # blur them.
+    utf16_order = False
+    for name in _OBJECTS:
+        obj = values.get(name)
+        if obj is not None and jcs.check(obj):
+            utf16_order = True
     members: dict[str, Any] = _normalised(values) if copy else values  # type: ignore[assignment]
     keys = members.keys()
     if not keys <= _FIELD_SET:
@@ -391,17 +419,22 @@ def _checked(values: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], 
 
 def _leaf(members: dict[str, Any], utf16_order: bool) -> bytes:
     """Canonical bytes of checked members, refusing raw tokens and oversized events."""
-    # Every member but attrs is a string, a list of strings or the decision object, whose names
-    # are ASCII: only attrs can need the UTF-16 member order of RFC 8785 section 3.2.3.
+    # Every member but the free-form objects is a string, a number, a list of strings or the
+    # decision object, whose names are ASCII: only those objects can need the UTF-16 member order of
+    # RFC 8785 section 3.2.3.
     leaf = jcs.encode(members, utf16_order=utf16_order)
-    if len(leaf) > ATTRS_MAX_BYTES and "attrs" in members:
-        # attrs is part of the leaf, so it can only be over its limit when the leaf is; and the
-        # length of canonical JSON does not depend on member order.
-        size = len(jcs.encode(members["attrs"], utf16_order=False))
-        if size > ATTRS_MAX_BYTES:
-            raise SizeLimitError(
-                f"event field 'attrs' is {size} bytes of canonical JSON, limit {ATTRS_MAX_BYTES}"
-            )
+    if len(leaf) > ATTRS_MAX_BYTES:
+        # Each object is part of the leaf, so it can only be over its limit when the leaf is; and
+        # the length of canonical JSON does not depend on member order.
+        for name in _OBJECTS:
+            if name not in members:
+                continue
+            size = len(jcs.encode(members[name], utf16_order=False))
+            if size > ATTRS_MAX_BYTES:
+                raise SizeLimitError(
+                    f"event field {name!r} is {size} bytes of canonical JSON, "
+                    f"limit {ATTRS_MAX_BYTES}"
+                )
     if len(leaf) > EVENT_MAX_BYTES:
         raise SizeLimitError(
             f"event is {len(leaf)} bytes of canonical JSON, limit {EVENT_MAX_BYTES}"
@@ -441,6 +474,9 @@ class AuditEvent:
     outcome: str | None = None
     trust_domain: str | None = None
     attrs: dict[str, Any] | None = None
+    v: int | None = None
+    detail: dict[str, Any] | None = None
+    reported: dict[str, Any] | None = None
     _leaf: bytes = field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
