@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from authchain.audit.events import AuditEvent
+from authchain.audit.records import Record, read
 from authchain.audit.store import LogStore
 from authchain.authority import Authority, IssuedToken
 from authchain.identity.keys import SigningKey
@@ -211,6 +212,11 @@ class World:
 
     # ---------------------------------------------------------------------------------------------
     # Reading the log.
+
+    def record(self, index: int) -> Any:
+        """The typed record at ``index`` (typed ``Any`` so tests read each kind's members)."""
+        record: Record = read(self.store.get(index), index)
+        return record
 
     def events(self) -> Iterator[tuple[int, AuditEvent]]:
         return self.store.entries(0, self.store.size())

@@ -21,7 +21,7 @@ from _authority_world import (
     World,
 )
 
-import authchain.authority as authority_module
+import authchain.authority.keys as signing_module
 from authchain._encoding import sha256_b64url
 from authchain.audit.events import AuditEvent
 from authchain.audit.store import LogStore
@@ -80,10 +80,11 @@ def test_task_start_records_the_initiator_then_signs_a_token_bound_to_the_first_
     assert event.chain == (PLANNER,)
     assert event.outcome == "allowed"
     assert event.decision == root.decision.to_dict()
-    attrs = event.attrs or {}
-    assert (attrs["jti"], attrs["exp"], attrs["depth"]) == (c.jti, c.exp, 1)
-    assert attrs["initiator_kind"] == "user"
-    assert attrs["assertion_issuer"] == world.idp.issuer
+    started = world.record(root.log_index)
+    assert (started.jti, started.exp, started.depth) == (c.jti, c.exp, 1)
+    assert started.initiator_kind == "user"
+    assert started.assertion_issuer == world.idp.issuer
+    assert started.reported is None
     # The ID token is evidence by its hash only.
     assert event.parent_token is not None and len(event.parent_token) == 43
 
@@ -109,14 +110,14 @@ def test_hop_narrows_scope_binds_the_next_actor_and_records_its_lineage(world: W
     assert event.scope == ("crm:write",)
     assert event.decision == crm.decision.to_dict()
     assert event.decision["policies"] == ["delegate-held-scopes"]
-    attrs = event.attrs or {}
-    assert attrs == {
+    assert event.detail == {
         "parent_jti": root.claims.jti,
         "parent_log": root.log_index,
         "jti": c.jti,
         "exp": c.exp,
         "depth": 2,
     }
+    assert event.reported is None
 
 
 def test_events_carry_the_callers_trace_context(world: World) -> None:
@@ -177,14 +178,11 @@ def test_scope_escalation_is_denied_and_recorded(world: World) -> None:
     assert (denied.txn, denied.initiator) == (root.txn, ALICE)
     assert denied.parent_token == research.token_hash
     assert denied.decision is None  # the hop rules refused it before policy was asked
-    attrs = denied.attrs or {}
-    assert attrs["error"] == "scope_escalation"
-    assert attrs["held_scope"] == ["research:read"]
-    assert (attrs["parent_jti"], attrs["parent_log"]) == (
-        research.claims.jti,
-        research.log_index,
-    )
-    assert "crm:write" in attrs["reason"]
+    record = world.record(index)
+    assert (record.error, record.input) == ("scope_escalation", "scope")
+    assert record.held_scope == ("research:read",)
+    assert (record.parent_jti, record.parent_log) == (research.claims.jti, research.log_index)
+    assert "crm:write" in record.reason
     assert "hop.granted" not in [e.kind for i, e in world.events() if i >= size]
 
 
@@ -195,7 +193,7 @@ def test_delegating_with_another_actors_key_is_refused_and_recorded(world: World
         world.hop(RESEARCH, crm, UPDATER, "crm:read")
     denied = world.store.get(caught.value.log_index)
     assert (denied.kind, denied.actor) == ("hop.denied", RESEARCH)
-    assert (denied.attrs or {})["error"] == "key_binding_mismatch"
+    assert world.record(caught.value.log_index).error == "key_binding_mismatch"
 
 
 def test_sensitive_scope_without_human_approval_is_denied_by_policy_and_recorded(
@@ -212,13 +210,13 @@ def test_sensitive_scope_without_human_approval_is_denied_by_policy_and_recorded
         "a scope marked sensitive needs a recorded human approval"
     ]
     assert denied.decision["policy_set_hash"] == policy.policy_set_hash
-    assert (denied.attrs or {})["error"] == "policy_denied"
+    assert world.record(caught.value.log_index).error == "policy_denied"
 
     approved = world.start(scope="crm:delete", human_approval=True)
     assert approved.decision.allowed
     # The approval the decision relied on is recorded with it; the denial recorded none.
-    assert (world.store.get(approved.log_index).attrs or {}).get("human_approval") is True
-    assert "human_approval" not in (denied.attrs or {})
+    assert world.record(approved.log_index).human_approval is True
+    assert world.record(caught.value.log_index).human_approval is None
     with pytest.raises(PolicyDenied) as at_hop:
         world.hop(PLANNER, approved, CRM_AGENT, "crm:delete")  # the hop needs its own approval
     hop_denied = world.store.get(at_hop.value.log_index)
@@ -226,7 +224,7 @@ def test_sensitive_scope_without_human_approval_is_denied_by_policy_and_recorded
     assert hop_denied.decision is not None
     assert hop_denied.decision["policies"] == ["sensitive-scope-needs-approval"]
     granted = world.hop(PLANNER, approved, CRM_AGENT, "crm:delete", human_approval=True)
-    assert (world.store.get(granted.log_index).attrs or {}).get("human_approval") is True
+    assert world.record(granted.log_index).human_approval is True
 
 
 def test_scope_not_granted_to_the_initiator_is_denied_by_policy(world: World) -> None:
@@ -244,7 +242,7 @@ def test_delegation_to_an_unregistered_audience_is_refused_and_recorded(world: W
         world.hop(PLANNER, root, ghost, "crm:read")
     denied = world.store.get(caught.value.log_index)
     assert (denied.kind, denied.actor, denied.resource) == ("hop.denied", PLANNER, ghost)
-    assert (denied.attrs or {})["error"] == "invalid_target"
+    assert world.record(caught.value.log_index).error == "invalid_target"
 
 
 def test_proof_by_an_unregistered_key_is_refused_and_recorded(world: World) -> None:
@@ -269,7 +267,7 @@ def test_id_token_from_an_untrusted_issuer_is_refused_and_recorded(world: World)
     denied = world.store.get(caught.value.log_index)
     assert (denied.kind, denied.actor) == ("task.denied", PLANNER)
     assert denied.initiator is None  # an unverified subject is never recorded as the initiator
-    assert (denied.attrs or {})["error"] == "untrusted_issuer"
+    assert world.record(caught.value.log_index).error == "untrusted_issuer"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -314,14 +312,14 @@ def failing(store: LogStore, policy: PolicyEngine, monkeypatch: pytest.MonkeyPat
     for actor, kind in ((PLANNER, "agent"), (CRM_AGENT, "agent")):
         world.add_workload(actor, kind, ("crm:read", "crm:write"))
     minted: list[str] = []
-    real_mint = authority_module.mint_task_token
+    real_mint = signing_module.mint_task_token
 
     def counting_mint(*args: Any, **kwargs: Any) -> str:
         token = real_mint(*args, **kwargs)
         minted.append(token)
         return token
 
-    monkeypatch.setattr(authority_module, "mint_task_token", counting_mint)
+    monkeypatch.setattr(signing_module, "mint_task_token", counting_mint)
     return world, wrapper, minted
 
 

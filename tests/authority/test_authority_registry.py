@@ -69,10 +69,10 @@ def test_registration_is_recorded_with_the_key_and_scopes(world: World) -> None:
         "spiffe://example.org/agent/new",
         "succeeded",
     )
-    attrs = event.attrs or {}
-    assert attrs["kind"] == "agent" and attrs["scopes"] == ["crm:read"]
-    assert "previous_jkt" not in attrs
-    assert "d" not in attrs["jwk"]  # only the public key is ever recorded
+    record = world.record(index)
+    assert record.workload_kind == "agent" and record.scopes == ("crm:read",)
+    assert record.previous_jkt is None
+    assert "d" not in record.jwk  # only the public key is ever recorded
 
 
 def test_reregistration_with_a_new_key_is_recorded_with_the_previous_thumbprint(
@@ -83,14 +83,14 @@ def test_reregistration_with_a_new_key_is_recorded_with_the_previous_thumbprint(
     index = world.authority.register_workload(
         PLANNER, kind="agent", jwk=new.public.to_jwk(), scopes=["crm:read"]
     )
-    attrs = world.store.get(index).attrs or {}
-    assert attrs["jkt"] == new.public.kid
-    assert attrs["previous_jkt"] == old.public.kid
+    record = world.record(index)
+    assert record.jkt == new.public.kid
+    assert record.previous_jkt == old.public.kid
     # Re-registering the same key changes nothing worth a previous_jkt.
     again = world.authority.register_workload(
         PLANNER, kind="agent", jwk=new.public.to_jwk(), scopes=["crm:read"]
     )
-    assert "previous_jkt" not in (world.store.get(again).attrs or {})
+    assert world.record(again).previous_jkt is None
     # The old key no longer speaks for the planner.
     with pytest.raises(DPoPError):
         world.start()
@@ -144,7 +144,7 @@ def test_revocations_survive_reopening_the_store(
         with pytest.raises(RevokedError):
             again.hop(PLANNER, other, RESEARCH, "research:read")
         used = again.act(UPDATER, tool)
-        assert (again.store.get(used).attrs or {})["error"] == "revoked"
+        assert again.record(used).error == "revoked"
     finally:
         again.store.close()
 
@@ -252,7 +252,7 @@ def test_a_workload_key_swapped_in_the_store_is_refused_at_startup(
 
     world.store.close()
     _edit_meta(db_path, "authority.registry", swap)
-    with pytest.raises(LogIntegrityError, match="does not match its registration"):
+    with pytest.raises(LogIntegrityError, match="does not match its record"):
         _restart(db_path, policy)
 
 
@@ -313,7 +313,7 @@ def test_a_registration_that_could_not_be_recorded_changes_nothing(
 ) -> None:
     authority = world.authority
     before = authority.registry.find_workload(CRM_AGENT)
-    authority.store = _FailingAppends(world.store)  # type: ignore[assignment]
+    authority.recorder.store = _FailingAppends(world.store)  # type: ignore[assignment]
     with pytest.raises(StorageError):
         authority.register_workload(
             CRM_AGENT, kind="agent", jwk=SigningKey.generate().public.to_jwk(), scopes=["crm:read"]

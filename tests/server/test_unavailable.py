@@ -34,7 +34,7 @@ class FailingAppends:
 def failing(tmp_path: Path) -> tuple[World, FailingAppends]:
     world = make_world(tmp_path)
     wrapper = FailingAppends(world.authority.store)
-    world.authority.store = wrapper  # type: ignore[assignment]
+    world.authority.recorder.store = wrapper  # type: ignore[assignment]
     return world, wrapper
 
 

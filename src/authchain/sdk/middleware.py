@@ -37,7 +37,6 @@ from typing import Any, Final, TypeVar
 import anyio.to_thread
 import orjson
 
-from authchain.authority import Presentation, verify_presentation
 from authchain.errors import (
     AuthchainError,
     ConfigurationError,
@@ -57,6 +56,7 @@ from authchain.sdk.tracing import (
     invoke_agent,
 )
 from authchain.tokens.dpop import ReplayCache
+from authchain.tokens.presentation import Presentation, verify_presentation
 from authchain.tokens.task_token import TrustList, verify_task_token
 
 __all__ = ["AuthchainMiddleware", "VerifiedCall", "requires_scope", "describe_action"]

@@ -1,0 +1,468 @@
+"""Issuance: starting a task and delegating a hop (RFC 8693 token exchange).
+
+Each request is verified step by step, every step naming the input it judges when it refuses
+(:class:`authchain.errors.Input`); then the rules of a hop apply, policy decides at request time,
+the decision is recorded durably, and only then is the token signed. Every refusal is recorded too,
+with its machine code and the input that failed: denials are evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from authchain._encoding import json_loads_strict, sha256_b64url
+from authchain._ids import uuid7
+from authchain.audit.records import HopDenied, HopGranted, TaskDenied, TaskStarted
+from authchain.authority.keys import Signer
+from authchain.authority.recorder import Recorder, refusal_fields
+from authchain.authority.requester import Authenticator
+from authchain.authority.revocation import Revocations
+from authchain.errors import (
+    AuthchainError,
+    ChainCycleError,
+    ClaimError,
+    DPoPNonceError,
+    Input,
+    InvalidTargetError,
+    KeyBindingError,
+    MalformedError,
+    PolicyDenied,
+    ScopeEscalationError,
+)
+from authchain.identity.registry import Registry, WorkloadRecord
+from authchain.identity.spiffe import SpiffeId
+from authchain.policy import Decision, Party, PolicyEngine, PolicyRequest
+from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
+from authchain.tokens.id_token import verify_id_token
+from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN, TaskTokenClaims, verify_task_token
+from authchain.tracecontext import TraceContext
+
+__all__ = ["IssuedToken", "Issuance"]
+
+MAX_PURPOSE: Final = 512
+MAX_REQUEST_DETAILS: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A task token the authority signed, and the log entry that recorded its issuance."""
+
+    access_token: str
+    token_hash: str
+    claims: TaskTokenClaims
+    decision: Decision
+    log_index: int
+
+    @property
+    def expires_in(self) -> int:
+        return max(0, self.claims.exp - self.claims.iat)
+
+    @property
+    def scope(self) -> str:
+        return " ".join(self.claims.scope)
+
+    @property
+    def txn(self) -> str:
+        return self.claims.txn
+
+    def token_response(self) -> dict[str, Any]:
+        """RFC 8693 section 2.2.1 successful response."""
+        return {
+            "access_token": self.access_token,
+            "issued_token_type": TXN_TOKEN_TYPE_URN,
+            "token_type": "DPoP",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+
+
+def split_scope(scope: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """A requested scope as distinct tokens in the order given; None when nothing was asked."""
+    if scope is None:
+        return None
+    parts = scope.split() if isinstance(scope, str) else list(scope)
+    return tuple(dict.fromkeys(parts)) if parts else None
+
+
+def task_context(details: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """``request_details`` as the task context (``tctx``); raises MalformedError when unusable."""
+    if details is None:
+        return {"purpose": ""}
+    if isinstance(details, str):
+        if len(details) > MAX_REQUEST_DETAILS:
+            raise MalformedError(f"request_details is longer than {MAX_REQUEST_DETAILS} bytes")
+        details = json_loads_strict(details, max_len=MAX_REQUEST_DETAILS)
+    if not isinstance(details, Mapping):
+        raise MalformedError("request_details must be a JSON object")
+    if len(orjson.dumps(dict(details))) > MAX_REQUEST_DETAILS:
+        raise MalformedError(f"request_details is longer than {MAX_REQUEST_DETAILS} bytes")
+    purpose = details.get("purpose", "")
+    if not isinstance(purpose, str) or len(purpose) > MAX_PURPOSE:
+        raise MalformedError(f"purpose must be a string of at most {MAX_PURPOSE} characters")
+    return dict(details)
+
+
+def _party(record: WorkloadRecord) -> Party:
+    return Party(record.id, str(record.kind), record.trust_domain, record.scopes)  # type: ignore[arg-type]
+
+
+def _denial(decision: Decision) -> PolicyDenied:
+    if decision.errors:
+        message = "denied: policy evaluation failed (" + "; ".join(decision.errors)[:300] + ")"
+    elif decision.reasons:
+        message = "denied by policy: " + "; ".join(decision.reasons)[:300]
+    else:
+        message = "denied by policy"
+    return PolicyDenied(message, decision).about(Input.POLICY)
+
+
+class Issuance:
+    """Task starts and hops for one issuer. Thread-safe: the store group-commits the records."""
+
+    def __init__(
+        self,
+        *,
+        recorder: Recorder,
+        signer: Signer,
+        authenticator: Authenticator,
+        revocations: Revocations,
+        registry: Callable[[], Registry],
+        policy: Callable[[], PolicyEngine],
+        clock: Callable[[], int],
+        issuer: str,
+        trust_domain: str,
+        token_endpoint: str,
+        token_lifetime: int,
+        task_lifetime: int,
+        max_depth: int,
+    ) -> None:
+        self._recorder = recorder
+        self._signer = signer
+        self._auth = authenticator
+        self._revocations = revocations
+        self._registry = registry
+        self._policy = policy
+        self._now = clock
+        self.issuer = issuer
+        self.trust_domain = trust_domain
+        self.token_endpoint = token_endpoint
+        self.token_lifetime = token_lifetime
+        self.task_lifetime = task_lifetime
+        self.max_depth = max_depth
+
+    # ----------------------------------------------------------------------------------------------
+    # Start a task.
+
+    def start_task(
+        self,
+        *,
+        subject_token: str,
+        dpop_proof: str | None,
+        scope: str | Iterable[str] | None,
+        request_details: Mapping[str, Any] | str | None = None,
+        htm: str = "POST",
+        htu: str | None = None,
+        traceparent: str | None = None,
+        human_approval: bool = False,
+    ) -> IssuedToken:
+        now = self._now()
+        trace = TraceContext.from_traceparent(traceparent)
+        txn = uuid7()
+        denied: dict[str, Any] = {
+            "txn": txn,
+            "parent_token": sha256_b64url(subject_token)
+            if isinstance(subject_token, str)
+            else None,
+            "human_approval": True if human_approval else None,
+        }
+
+        def refuse(exc: AuthchainError, **more: Any) -> AuthchainError:
+            record = TaskDenied(**{**denied, **more}, **refusal_fields(exc))
+            return self._recorder.refuse(exc, record, trace)
+
+        # 1. request_details becomes the immutable task context.
+        try:
+            tctx = task_context(request_details)
+        except AuthchainError as exc:
+            raise refuse(exc.about(Input.REQUEST_DETAILS)) from None
+        # 2. The first actor: the registered workload whose key signed the DPoP proof.
+        actor = self._requester(dpop_proof, htm, htu, now, refuse)
+        proof, workload = actor
+        denied.update(actor=workload.id, chain=(workload.id,))
+        # 3. The initiator's assertion: an ID token of a trusted issuer, for this authority.
+        try:
+            assertion = verify_id_token(
+                subject_token, issuers=self._registry().issuers, audience=self.issuer, now=now
+            )
+        except AuthchainError as exc:
+            raise refuse(exc.about(Input.SUBJECT_TOKEN)) from None
+        principal = self._registry().find_principal(assertion.subject)
+        initiator_kind = str(principal.kind) if principal else "user"
+        granted = principal.scopes if principal else ()
+        requested = split_scope(scope)
+        scopes = requested if requested is not None else granted
+        purpose = str(tctx.get("purpose", ""))
+        denied.update(
+            initiator=assertion.subject,
+            scope=scopes,
+            initiator_kind=initiator_kind,
+            assertion_issuer=assertion.issuer,
+            purpose=purpose,
+        )
+        # 4. Policy, at request time.
+        decision = self._policy().decide(
+            PolicyRequest(
+                action="start_task",
+                principal=Party(assertion.subject, initiator_kind, self.trust_domain, granted),  # type: ignore[arg-type]
+                resource=Party(txn, "task", self.trust_domain),
+                task=txn,
+                initiator=assertion.subject,
+                requested_scopes=scopes,
+                held_scopes=granted,
+                chain=(workload.id,),
+                depth=1,
+                purpose=purpose,
+                time=now,
+                human_approval=human_approval,
+            )
+        )
+        if not decision.allowed:
+            raise refuse(_denial(decision), decision=decision.to_dict()) from None
+        deadline = now + self.task_lifetime
+        claims = first_token_claims(
+            issuer=self.issuer,
+            audience=self.trust_domain,
+            initiator_sub=assertion.subject,
+            first_actor=workload.id,
+            first_actor_jkt=proof.thumbprint,
+            scope=scopes,
+            now=now,
+            jti=uuid7(),
+            txn=txn,
+            lifetime=self.token_lifetime,
+            tctx=tctx,
+            rctx={"req_ip": None, "authn": assertion.issuer, "trace_id": trace.trace_id},
+            task_deadline=deadline,
+        )
+        # 5. Fail closed: the issuance is durable before the token exists; 6. sign.
+        index = self._recorder.record(
+            TaskStarted(
+                txn=txn,
+                initiator=assertion.subject,
+                actor=workload.id,
+                chain=(workload.id,),
+                scope=tuple(scopes),
+                decision=decision.to_dict(),
+                parent_token=denied["parent_token"],
+                jti=claims.jti,
+                exp=claims.exp,
+                depth=1,
+                deadline=deadline,
+                initiator_kind=initiator_kind,
+                assertion_issuer=assertion.issuer,
+                purpose=purpose,
+                human_approval=denied["human_approval"],
+            ),
+            trace,
+        )
+        return self._issue(claims, decision, index)
+
+    # ----------------------------------------------------------------------------------------------
+    # A hop.
+
+    def exchange(
+        self,
+        *,
+        subject_token: str,
+        dpop_proof: str | None,
+        audience: str,
+        scope: str | Iterable[str] | None = None,
+        lifetime: int | None = None,
+        htm: str = "POST",
+        htu: str | None = None,
+        traceparent: str | None = None,
+        human_approval: bool = False,
+    ) -> IssuedToken:
+        now = self._now()
+        trace = TraceContext.from_traceparent(traceparent)
+        requested = split_scope(scope)
+        denied: dict[str, Any] = {
+            "parent_token": sha256_b64url(subject_token)
+            if isinstance(subject_token, str)
+            else None,
+            "resource": audience if isinstance(audience, str) else None,
+            "scope": requested,
+            "human_approval": True if human_approval else None,
+        }
+
+        def refuse(exc: AuthchainError, **more: Any) -> AuthchainError:
+            record = HopDenied(**{**denied, **more}, **refusal_fields(exc))
+            return self._recorder.refuse(exc, record, trace)
+
+        # 1. The requester: the registered workload whose key signed the DPoP proof (RFC 9449 5).
+        proof, requester = self._requester(dpop_proof, htm, htu, now, refuse)
+        denied["actor"] = requester.id
+        # 2. The subject token: a task token of this trust domain, signed by this authority.
+        try:
+            parent = verify_task_token(
+                subject_token, trust=self._signer.trust, audience=self.trust_domain, now=now
+            )
+        except AuthchainError as exc:
+            raise refuse(exc.about(Input.SUBJECT_TOKEN)) from None
+        pc = parent.claims
+        if pc.log is None:
+            missing = ClaimError("the subject token names no issuance entry (log)")
+            raise refuse(missing.about(Input.SUBJECT_TOKEN)) from None
+        parent_log: int = pc.log
+        denied.update(
+            txn=pc.txn,
+            initiator=pc.sub,
+            chain=tuple(pc.chain),
+            parent_jti=pc.jti,
+            parent_log=pc.log,
+        )
+        try:
+            # 3. Only the holder may delegate: the proof's key is the token's cnf.jkt.
+            if proof.thumbprint != pc.cnf_jkt:
+                raise KeyBindingError(
+                    f"the subject token is bound to another key than the one that signed the "
+                    f"DPoP proof (presented by {requester.id}, held by {pc.actor})"
+                ).about(Input.SUBJECT_TOKEN)
+            # 4. Revocation of the token, an ancestor, or the task.
+            try:
+                self._revocations.check(parent)
+            except AuthchainError as exc:
+                raise exc.about(Input.SUBJECT_TOKEN) from None
+            # 5. The audience is a registered workload.
+            target = self._registry().find_workload(audience)
+            if target is None:
+                raise InvalidTargetError(
+                    f"audience {audience!r} is not a registered workload"
+                ).about(Input.AUDIENCE)
+            # 6. The rules of a hop. The task deadline needs no lookup: the first token's exp is
+            # within it and every child's exp is within its parent's.
+            try:
+                child = derive_child_claims(
+                    parent,
+                    proof.thumbprint,
+                    HopRequest(
+                        audience=target.id,
+                        audience_jkt=target.key.kid,
+                        scope=requested,
+                        lifetime=lifetime,
+                    ),
+                    issuer=self.issuer,
+                    now=now,
+                    jti=uuid7(),
+                    max_depth=self.max_depth,
+                    default_lifetime=self.token_lifetime,
+                )
+            except ChainCycleError as exc:
+                raise exc.about(Input.AUDIENCE) from None
+            except AuthchainError as exc:
+                raise exc.about(Input.SCOPE) from None
+        except AuthchainError as exc:
+            held = tuple(pc.scope) if isinstance(exc, ScopeEscalationError) else None
+            raise refuse(exc, held_scope=held) from None
+        denied.update(scope=tuple(child.scope), chain=tuple(child.chain))
+        # 7. Policy, at request time.
+        decision = self._policy().decide(
+            PolicyRequest(
+                action="delegate",
+                principal=_party(requester),
+                resource=_party(target),
+                task=pc.txn,
+                initiator=pc.sub,
+                requested_scopes=child.scope,
+                held_scopes=pc.scope,
+                chain=child.chain,
+                depth=len(child.chain),
+                purpose=str(pc.tctx.get("purpose", "")),
+                time=now,
+                human_approval=human_approval,
+            )
+        )
+        if not decision.allowed:
+            raise refuse(_denial(decision), decision=decision.to_dict()) from None
+        # 8. Durable record, then 9. sign.
+        index = self._recorder.record(
+            HopGranted(
+                txn=pc.txn,
+                initiator=pc.sub,
+                actor=requester.id,
+                chain=tuple(child.chain),
+                scope=tuple(child.scope),
+                decision=decision.to_dict(),
+                parent_token=parent.token_hash,
+                resource=target.id,
+                jti=child.jti,
+                exp=child.exp,
+                depth=child.depth,
+                parent_jti=pc.jti,
+                parent_log=parent_log,
+                human_approval=denied["human_approval"],
+            ),
+            trace,
+        )
+        return self._issue(child, decision, index)
+
+    # ----------------------------------------------------------------------------------------------
+    # Refusals before a decision.
+
+    def record_refusal(
+        self,
+        exc: AuthchainError,
+        *,
+        action: str,
+        subject_token: str | None = None,
+        audience: str | None = None,
+        traceparent: str | None = None,
+    ) -> AuthchainError:
+        """Record a token request refused before it reached a decision (a malformed request, an
+        unsupported grant) and return the error carrying its log index: every refusal is evidence.
+        Only what is safe to keep is recorded: the subject token's hash, never the token; the
+        audience only if it is a valid SPIFFE ID."""
+        fields: dict[str, Any] = {}
+        if isinstance(subject_token, str) and subject_token:
+            fields["parent_token"] = sha256_b64url(subject_token)
+        if isinstance(audience, str):
+            try:
+                fields["resource"] = str(SpiffeId.parse(audience))
+            except AuthchainError:
+                pass
+        trace = TraceContext.from_traceparent(traceparent)
+        if action == "start_task":
+            record: TaskDenied | HopDenied = TaskDenied(**fields, **refusal_fields(exc))
+        else:
+            delegate = "delegate" if action == "delegate" else None
+            record = HopDenied(action=delegate, **fields, **refusal_fields(exc))
+        return self._recorder.refuse(exc, record, trace)
+
+    # ----------------------------------------------------------------------------------------------
+
+    def _requester(
+        self,
+        dpop_proof: str | None,
+        htm: str,
+        htu: str | None,
+        now: int,
+        refuse: Callable[[AuthchainError], AuthchainError],
+    ) -> tuple[Any, WorkloadRecord]:
+        try:
+            return self._auth.authenticate(
+                dpop_proof, htm=htm, htu=htu or self.token_endpoint, now=now
+            )
+        except DPoPNonceError:
+            # RFC 9449 section 8: asking for a fresh nonce is a protocol round trip, not a
+            # decision about authority, so it is not an audit event.
+            raise
+        except AuthchainError as exc:
+            raise refuse(exc) from None
+
+    def _issue(self, claims: TaskTokenClaims, decision: Decision, index: int) -> IssuedToken:
+        token, token_hash, signed = self._signer.sign(claims, decision, index)
+        return IssuedToken(token, token_hash, signed, decision, index)
