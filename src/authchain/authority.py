@@ -26,8 +26,12 @@ from authchain.audit.events import AuditEvent
 from authchain.audit.store import LogStore
 from authchain.errors import (
     AuthchainError,
+    ChainCycleError,
     DPoPError,
+    DPoPNonceError,
+    Input,
     InvalidPrincipalError,
+    InvalidSpiffeIdError,
     InvalidTargetError,
     KeyBindingError,
     LogIntegrityError,
@@ -40,7 +44,7 @@ from authchain.identity.keys import JWKS, KeyRing, PublicKey, SigningKey
 from authchain.identity.registry import PrincipalRecord, Registry, WorkloadRecord
 from authchain.identity.spiffe import SpiffeId
 from authchain.policy import Decision, Party, PolicyEngine, PolicyRequest
-from authchain.tokens.dpop import DPoPProof, ReplayCache, verify_proof
+from authchain.tokens.dpop import DPoPProof, NonceSource, ReplayCache, verify_proof
 from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
 from authchain.tokens.id_token import verify_id_token
 from authchain.tokens.task_token import (
@@ -185,7 +189,7 @@ class Authority:
         max_depth: int = 8,
         token_endpoint: str | None = None,
         events_endpoint: str | None = None,
-        require_nonce: bool = False,
+        nonce_source: NonceSource | None = None,
     ) -> None:
         self.store = store
         self.issuer = issuer.rstrip("/")
@@ -197,6 +201,9 @@ class Authority:
         self.max_depth = max_depth
         self.token_endpoint = token_endpoint or f"{self.issuer}/token"
         self.events_endpoint = events_endpoint or f"{self.issuer}/events"
+        # With a nonce source, every DPoP proof sent to the authority must carry a current server
+        # nonce (RFC 9449 section 8); the HTTP layer hands the current one out in ``DPoP-Nonce``.
+        self.nonce_source = nonce_source
         self._lock = threading.RLock()
         self._replay = ReplayCache()
         self._presentations = ReplayCache()
@@ -544,24 +551,46 @@ class Authority:
         }
 
     # ----------------------------------------------------------------------------------------------
-    # DPoP at the token endpoint.
+    # Authenticating a requester.
 
-    def _requester(
-        self, dpop_proof: str | None, *, htm: str, htu: str, now: int, access_token: str | None
+    def authenticate(
+        self, dpop_proof: str | None, *, htu: str, htm: str = "POST"
     ) -> tuple[DPoPProof, WorkloadRecord]:
+        """The registered workload that signed ``dpop_proof`` for this request, and the proof.
+
+        The one authentication step of every request to the authority (``/token``, ``/events``):
+        the proof is verified for ``htm`` and ``htu`` (the configured endpoint URL, never the
+        ``Host`` header), its ``jti`` consumed in the authority's replay cache, its nonce checked
+        against the authority's nonce source when there is one (RFC 9449 sections 4.3, 8, 11.1),
+        and its key must be the registered key of a workload.
+
+        Raises:
+            DPoPNonceError: nonces are required and the proof carries none or a stale one; carries
+                the nonce to send back. A protocol round trip, never recorded.
+            VerificationError: the proof is missing or does not verify (``input`` is
+                :attr:`Input.DPOP_PROOF`), or its key is no registered workload's
+                (:class:`DPoPError`, ``input`` :attr:`Input.ACTOR`).
+            ReplayCacheFullError: the replay cache is full; retry later.
+        """
         if not dpop_proof:
-            raise DPoPError("a DPoP proof is required (RFC 9449 section 5)")
-        proof = verify_proof(
-            dpop_proof,
-            htm=htm,
-            htu=htu,
-            now=now,
-            replay_cache=self._replay,
-            access_token=access_token,
-        )
+            raise DPoPError("a DPoP proof is required (RFC 9449 section 5)").about(Input.DPOP_PROOF)
+        try:
+            proof = verify_proof(
+                dpop_proof,
+                htm=htm,
+                htu=htu,
+                now=self.now(),
+                replay_cache=self._replay,
+                nonce_source=self.nonce_source,
+            )
+        except AuthchainError as exc:
+            exc.about(Input.DPOP_PROOF)
+            raise
         workload = self.registry.workload_by_jkt(proof.thumbprint)
         if workload is None:
-            raise DPoPError("the DPoP proof's key is not the registered key of any workload")
+            raise DPoPError("the DPoP proof's key is not the registered key of any workload").about(
+                Input.ACTOR
+            )
         return proof, workload
 
     # ----------------------------------------------------------------------------------------------
@@ -593,11 +622,13 @@ class Authority:
         try:
             tctx = self._task_context(request_details)
         except AuthchainError as exc:
+            exc.about(Input.REQUEST_DETAILS)
             raise self._refuse(exc, "task.denied", trace, **base) from None
         try:
-            proof, actor = self._requester(
-                dpop_proof, htm=htm, htu=htu or self.token_endpoint, now=now, access_token=None
-            )
+            proof, actor = self.authenticate(dpop_proof, htm=htm, htu=htu or self.token_endpoint)
+        except DPoPNonceError:
+            # RFC 9449 section 8: a nonce challenge is a protocol round trip, not a decision.
+            raise
         except AuthchainError as exc:
             raise self._refuse(exc, "task.denied", trace, **base) from None
         base["actor"] = actor.id
@@ -607,6 +638,7 @@ class Authority:
                 subject_token, issuers=self.registry.issuers, audience=self.issuer, now=now
             )
         except AuthchainError as exc:
+            exc.about(Input.SUBJECT_TOKEN)
             raise self._refuse(exc, "task.denied", trace, **base) from None
         base["initiator"] = assertion.subject
         principal = self.registry.find_principal(assertion.subject)
@@ -634,7 +666,7 @@ class Authority:
             "purpose": tctx.get("purpose", ""),
         }
         if not decision.allowed:
-            denied = PolicyDenied(_denial_message(decision), decision)
+            denied = PolicyDenied(_denial_message(decision), decision).about(Input.POLICY)
             raise self._refuse(
                 denied, "task.denied", trace, decision=decision.to_dict(), attrs=attrs, **base
             ) from None
@@ -718,13 +750,12 @@ class Authority:
         }
         # 1. The requester: the registered workload whose key signed the DPoP proof (RFC 9449 5).
         try:
-            proof, requester = self._requester(
-                dpop_proof,
-                htm=htm,
-                htu=htu or self.token_endpoint,
-                now=now,
-                access_token=None,
+            proof, requester = self.authenticate(
+                dpop_proof, htm=htm, htu=htu or self.token_endpoint
             )
+        except DPoPNonceError:
+            # RFC 9449 section 8: a nonce challenge is a protocol round trip, not a decision.
+            raise
         except AuthchainError as exc:
             raise self._refuse(exc, "hop.denied", trace, **base) from None
         base["actor"] = requester.id
@@ -734,6 +765,7 @@ class Authority:
                 subject_token, trust=self._trust, audience=self.trust_domain, now=now
             )
         except AuthchainError as exc:
+            exc.about(Input.SUBJECT_TOKEN)
             raise self._refuse(exc, "hop.denied", trace, **base) from None
         pc = parent.claims
         base.update(
@@ -753,31 +785,45 @@ class Authority:
                 raise KeyBindingError(
                     f"the subject token is bound to another key than the one that signed the "
                     f"DPoP proof (presented by {requester.id}, held by {pc.actor})"
-                )
+                ).about(Input.SUBJECT_TOKEN)
             # 4. Revocation of the token, an ancestor, or the task; the task's deadline.
-            self._check_revocation(parent)
+            try:
+                self._check_revocation(parent)
+            except AuthchainError as exc:
+                exc.about(Input.SUBJECT_TOKEN)
+                raise
             # 5. The audience is a registered workload of this or a federated domain.
             target = self.registry.find_workload(audience)
             if target is None:
-                raise InvalidTargetError(f"audience {audience!r} is not a registered workload")
-            # 6. The rules of a hop.
-            child = derive_child_claims(
-                parent,
-                proof.thumbprint,
-                HopRequest(
-                    audience=target.id,
-                    audience_jkt=target.key.kid,
-                    scope=requested,
-                    lifetime=lifetime,
-                ),
-                issuer=self.issuer,
-                now=now,
-                jti=uuid7(),
-                max_depth=self.max_depth,
-                # The task deadline needs no lookup: the first token's exp is within it and
-                # every child's exp is within its parent's.
-                default_lifetime=self.token_lifetime,
-            )
+                raise InvalidTargetError(
+                    f"audience {audience!r} is not a registered workload"
+                ).about(Input.AUDIENCE)
+            # 6. The rules of a hop: a cycle is about the audience, the rest about the requested
+            #    scope and lifetime.
+            try:
+                child = derive_child_claims(
+                    parent,
+                    proof.thumbprint,
+                    HopRequest(
+                        audience=target.id,
+                        audience_jkt=target.key.kid,
+                        scope=requested,
+                        lifetime=lifetime,
+                    ),
+                    issuer=self.issuer,
+                    now=now,
+                    jti=uuid7(),
+                    max_depth=self.max_depth,
+                    # The task deadline needs no lookup: the first token's exp is within it and
+                    # every child's exp is within its parent's.
+                    default_lifetime=self.token_lifetime,
+                )
+            except (ChainCycleError, InvalidSpiffeIdError) as exc:
+                exc.about(Input.AUDIENCE)
+                raise
+            except AuthchainError as exc:
+                exc.about(Input.SCOPE)
+                raise
         except AuthchainError as exc:
             if isinstance(exc, ScopeEscalationError):
                 attrs["held_scope"] = list(pc.scope)
@@ -799,7 +845,7 @@ class Authority:
             human_approval=human_approval,
         )
         if not decision.allowed:
-            denied = PolicyDenied(_denial_message(decision), decision)
+            denied = PolicyDenied(_denial_message(decision), decision).about(Input.POLICY)
             raise self._refuse(
                 denied, "hop.denied", trace, decision=decision.to_dict(), attrs=attrs, **base
             ) from None
