@@ -143,10 +143,10 @@ def make_world(
 ) -> World:
     clock = Clock()
     store = open_store(str(tmp_path / "log.db"))
-    authority = Authority(store, issuer=ISSUER, trust_domain=TRUST_DOMAIN, clock=clock)
-    app = create_app(
-        authority, admin_token=admin_token, nonce_source=nonce_source, public_log=public_log
+    authority = Authority(
+        store, issuer=ISSUER, trust_domain=TRUST_DOMAIN, clock=clock, nonce_source=nonce_source
     )
+    app = create_app(authority, admin_token=admin_token, public_log=public_log)
     client = TestClient(app, base_url=ISSUER, raise_server_exceptions=False)
     idp = LocalIdentityProvider("https://idp.example.org")
     world = World(store, authority, client, idp, clock)

@@ -3,9 +3,11 @@ routes: checkpoint, proofs, entries and the trace of an event."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from _http_world import (
@@ -24,7 +26,7 @@ from _http_world import (
 
 from authchain.audit import open_checkpoint, verify_consistency, verify_inclusion
 from authchain.identity.keys import SigningKey
-from authchain.tokens.dpop import create_proof
+from authchain.tokens.dpop import NonceSource, create_proof
 
 ACCOUNT_URL = TOOL_URL + "/accounts/acme"
 
@@ -130,6 +132,62 @@ def test_reporters_proof_replayed_is_refused(world: World) -> None:
     again = world.client.post("/events", json=action(token, proof), headers={"DPoP": service_proof})
     assert first.status_code == 201
     assert again.status_code == 401 and again.json()["code"] == "replay"
+
+
+def test_reporter_authentication_failures_are_not_recorded(world: World) -> None:
+    token, proof = presentation(world)
+    size = world.store.size()
+    assert report(world, action(token, proof), by=SigningKey.generate()).status_code == 401
+    assert report(world, action(token, proof), htu=TOKEN_URL).status_code == 401
+    assert world.store.size() == size
+
+
+def test_reporters_proof_must_carry_the_servers_nonce_when_nonces_are_required(
+    tmp_path: Path,
+) -> None:
+    world = make_world(tmp_path, nonce_source=NonceSource.generate())
+    body = {"action": "crm.update", "resource": "crm://accounts/acme"}
+    challenged = world.client.post(
+        "/events", json=body, headers={"DPoP": world.proof(TOOL, htu=EVENTS_URL)}
+    )
+    assert challenged.status_code == 401
+    assert challenged.json()["code"] == "use_dpop_nonce"
+    assert 'error="use_dpop_nonce"' in challenged.headers["www-authenticate"]
+    nonce = challenged.headers["DPoP-Nonce"]
+    accepted = world.client.post(
+        "/events", json=body, headers={"DPoP": world.proof(TOOL, htu=EVENTS_URL, nonce=nonce)}
+    )
+    assert accepted.status_code == 201, accepted.text
+
+
+def test_client_that_disconnects_mid_body_is_not_logged_as_a_server_error(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "server": ("authority.example.org", 443),
+        "path": "/events",
+        "raw_path": b"/events",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"authority.example.org"), (b"content-type", b"application/json")],
+    }
+    with caplog.at_level(logging.DEBUG, logger="authchain"):
+        anyio.run(world.client.app, scope, receive, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 @pytest.mark.parametrize(

@@ -327,9 +327,13 @@ def test_task_start_for_another_audience_is_invalid_target(world: World) -> None
 
 def test_server_nonce_is_required_when_configured_and_then_accepted(tmp_path: Path) -> None:
     world = make_world(tmp_path, nonce_source=NonceSource.generate())
+    size = world.store.size()
     first = world.post_token(world.start_form(), world.proof(PLANNER))
     assert first.status_code == 400
     assert first.json()["error"] == "use_dpop_nonce"
+    # A protocol round trip, not a decision about authority: not an audit event.
+    assert "log_index" not in first.json()
+    assert world.store.size() == size
     nonce = first.headers["DPoP-Nonce"]
     second = world.post_token(world.start_form(), world.proof(PLANNER, nonce=nonce))
     assert second.status_code == 200, second.text
@@ -340,3 +344,41 @@ def test_forged_nonce_is_challenged_again(tmp_path: Path) -> None:
     world = make_world(tmp_path, nonce_source=NonceSource.generate())
     response = world.post_token(world.start_form(), world.proof(PLANNER, nonce="A" * 32))
     assert response.json()["error"] == "use_dpop_nonce"
+
+
+def test_nonce_challenge_of_a_hop_is_not_recorded_and_the_hop_then_succeeds(tmp_path: Path) -> None:
+    world = make_world(tmp_path, nonce_source=NonceSource.generate())
+    nonce = world.client.post("/token", data=world.start_form()).headers["DPoP-Nonce"]
+    started = world.post_token(world.start_form(), world.proof(PLANNER, nonce=nonce))
+    token = started.json()["access_token"]
+    size = world.store.size()
+    challenged = world.post_token(world.hop_form(token, to=CRM_AGENT), world.proof(PLANNER))
+    assert challenged.json()["error"] == "use_dpop_nonce"
+    assert world.store.size() == size
+    fresh = challenged.headers["DPoP-Nonce"]
+    hop = world.post_token(world.hop_form(token, to=CRM_AGENT), world.proof(PLANNER, nonce=fresh))
+    assert hop.status_code == 200, hop.text
+
+
+def test_metadata_says_whether_nonces_are_required(world: World, tmp_path: Path) -> None:
+    metadata = "/.well-known/oauth-authorization-server"
+    assert world.client.get(metadata).json()["authchain_dpop_nonce_required"] is False
+    (tmp_path / "nonces").mkdir()
+    with_nonces = make_world(tmp_path / "nonces", nonce_source=NonceSource.generate())
+    assert with_nonces.client.get(metadata).json()["authchain_dpop_nonce_required"] is True
+
+
+# --------------------------------------------------------------------------------------------------
+# The OAuth error blames the input that failed, whichever check came first.
+
+
+def test_bad_proof_and_bad_subject_token_together_blame_the_proof(world: World) -> None:
+    # The authority authenticates the requester first: a forged proof is the answer, even though
+    # the subject token is forged too.
+    h, p, s = world.start().split(".")
+    forged_token = f"{h}.{p}.{s[:-4]}AAAA"
+    h, p, s = world.proof(PLANNER).split(".")
+    forged_proof = f"{h}.{p}.{s[:-4]}AAAA"
+    response = world.post_token(world.hop_form(forged_token, to=CRM_AGENT), forged_proof)
+    event = refused(world, response, "invalid_dpop_proof")
+    assert event["attrs"]["error"] == "signature_invalid"

@@ -27,6 +27,7 @@ from authchain.errors import (
     ClaimError,
     DPoPNonceError,
     Input,
+    InvalidSpiffeIdError,
     InvalidTargetError,
     KeyBindingError,
     MalformedError,
@@ -361,7 +362,7 @@ class Issuance:
                     max_depth=self.max_depth,
                     default_lifetime=self.token_lifetime,
                 )
-            except ChainCycleError as exc:
+            except (ChainCycleError, InvalidSpiffeIdError) as exc:
                 raise exc.about(Input.AUDIENCE) from None
             except AuthchainError as exc:
                 raise exc.about(Input.SCOPE) from None

@@ -84,13 +84,13 @@ def serve(
         )
     store = open_store(db)
     try:
-        authority = Authority(store, issuer=public_url, trust_domain=trust_domain)
-        application = create_app(
-            authority,
-            admin_token=admin_token,
+        authority = Authority(
+            store,
+            issuer=public_url,
+            trust_domain=trust_domain,
             nonce_source=NonceSource.generate() if require_nonce else None,
-            public_log=public_log,
         )
+        application = create_app(authority, admin_token=admin_token, public_log=public_log)
         admin_state = "enabled" if admin_token else f"disabled (set {ADMIN_TOKEN_ENV})"
         print(
             f"authchain: authority {public_url} listening on http://{host}:{port}; "

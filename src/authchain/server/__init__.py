@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
-from authchain.server.app import ID_TOKEN_TYPE, TOKEN_EXCHANGE, TXN_TOKEN_TYPE, create_app
+from authchain.server._token_route import TOKEN_EXCHANGE, TXN_TOKEN_TYPE
+from authchain.server.app import create_app
 from authchain.server.errors import OAUTH_ERRORS, oauth_error_code
 from authchain.server.openapi import openapi_document
+from authchain.tokens.id_token import ID_TOKEN_TYPE
 
 __all__ = [
     "ID_TOKEN_TYPE",

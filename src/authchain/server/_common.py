@@ -1,4 +1,5 @@
-"""What the routes of the HTTP API share: their state, the admin check, JSON answers, threads."""
+"""What the routes of the HTTP API share: their state, the admin check, the DPoP header, JSON
+answers, threads."""
 
 from __future__ import annotations
 
@@ -14,34 +15,31 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authchain.server.errors import ApiError
-from authchain.tokens.dpop import NonceSource, ReplayCache
+from authchain.errors import HttpError
 
 if TYPE_CHECKING:
     from authchain.authority import Authority
 
-__all__ = ["State", "in_thread", "json_response", "require_admin", "admin_or_public"]
+__all__ = [
+    "State",
+    "admin_or_public",
+    "dpop_header",
+    "in_thread",
+    "json_response",
+    "require_admin",
+]
 
 _REPORT_DEDUP_SIZE: Final = 65_536
 
 
 class State:
-    """What the routes share: the authority, the admin credential, DPoP nonces and replay state."""
+    """What the routes share: the authority, the admin credential, and which action reports were
+    already recorded."""
 
-    def __init__(
-        self,
-        authority: Authority,
-        admin_token: str | None,
-        nonce_source: NonceSource | None,
-        public_log: bool,
-    ) -> None:
+    def __init__(self, authority: Authority, admin_token: str | None, public_log: bool) -> None:
         self.authority = authority
         self.admin_token = admin_token.encode() if admin_token else None
-        self.nonce_source = nonce_source
         self.public_log = public_log
-        # /events proofs are single-use like any other; this cache is separate from the authority's
-        # own because the URL differs, so no jti can collide between the two.
-        self.events_replay = ReplayCache()
         # A service's outbox may deliver a report twice (the answer to the first attempt was lost).
         # The report id makes the retry idempotent: the first log index is returned again.
         self._reports: collections.OrderedDict[tuple[str, str], int] = collections.OrderedDict()
@@ -64,6 +62,16 @@ async def in_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
+def dpop_header(request: Request) -> str | None:
+    """The request's ``DPoP`` header, for the authority to verify."""
+    values = request.headers.getlist("dpop")
+    if not values:
+        return None
+    # RFC 9449 section 4.3 (1): not more than one DPoP header field. Joined with "," (never valid
+    # in a compact JWS) so the authority refuses it as malformed, and records the refusal.
+    return ",".join(values)
+
+
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
@@ -75,7 +83,7 @@ def json_response(
 def require_admin(state: State, request: Request) -> None:
     """RFC 6750 bearer credential, compared in constant time; everything refused when unset."""
     if state.admin_token is None:
-        raise ApiError(
+        raise HttpError(
             403,
             "admin_disabled",
             "the admin API is disabled: no admin credential is configured (AUTHCHAIN_ADMIN_TOKEN)",
@@ -83,7 +91,7 @@ def require_admin(state: State, request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
-        raise ApiError(
+        raise HttpError(
             401,
             "unauthorized",
             "an admin bearer token is required",
@@ -92,7 +100,7 @@ def require_admin(state: State, request: Request) -> None:
     if not hmac.compare_digest(
         credential.strip().encode("utf-8", "surrogateescape"), state.admin_token
     ):
-        raise ApiError(
+        raise HttpError(
             401,
             "unauthorized",
             "the admin bearer token is not valid",

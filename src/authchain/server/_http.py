@@ -1,6 +1,6 @@
 """Request parsing for the HTTP API: bounded bodies, strict forms, strict JSON, bounded integers.
 
-Everything here reads untrusted input and either returns a value or raises :class:`ApiError` with a
+Everything here reads untrusted input and either returns a value or raises :class:`HttpError` with a
 4xx status; nothing leaks ``ValueError`` or ``UnicodeDecodeError`` (CONVENTIONS.md, "Errors").
 """
 
@@ -13,8 +13,7 @@ from typing import Any, Final
 from starlette.requests import Request
 
 from authchain._encoding import json_loads_strict
-from authchain.errors import MalformedError
-from authchain.server.errors import ApiError
+from authchain.errors import HttpError, MalformedError
 
 __all__ = [
     "FORM_MEDIA_TYPE",
@@ -32,6 +31,8 @@ __all__ = [
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 
 _MAX_FORM_FIELDS: Final = 32
+# Scopes of a principal or a workload: a registration names a handful.
+_MAX_LIST_ENTRIES: Final = 64
 
 
 def media_type(request: Request) -> str:
@@ -45,15 +46,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isascii() or not declared.isdigit() or len(declared) > 12:
-            raise ApiError(400, "invalid_request", "Content-Length is not a number")
+            raise HttpError(400, "invalid_request", "Content-Length is not a number")
         if int(declared) > limit:
-            raise ApiError(413, "size_limit", f"request body is larger than {limit} bytes")
+            raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise ApiError(413, "size_limit", f"request body is larger than {limit} bytes")
+            raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -76,14 +77,14 @@ def parse_form(body: bytes) -> dict[str, str]:
             max_num_fields=_MAX_FORM_FIELDS,
         )
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(
+        raise HttpError(
             400, "invalid_request", "the body is not a valid form-urlencoded document"
         ) from exc
     form: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in pairs:
         if name in seen:
-            raise ApiError(
+            raise HttpError(
                 400,
                 "invalid_request",
                 f"parameter {name[:40]!r} is repeated (RFC 6749 section 3.2)",
@@ -99,22 +100,22 @@ def parse_json_object(body: bytes, limit: int) -> dict[str, Any]:
     try:
         value = json_loads_strict(body, max_len=limit)
     except MalformedError as exc:
-        raise ApiError(
+        raise HttpError(
             400, "invalid_request", f"the body is not valid JSON: {exc.message}"
         ) from exc
     if not isinstance(value, dict):
-        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+        raise HttpError(400, "invalid_request", "the body must be a JSON object")
     return value
 
 
 def required_str(data: Mapping[str, Any], name: str, limit: int = 2048) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value:
-        raise ApiError(
+        raise HttpError(
             400, "invalid_request", f"{name!r} is required and must be a non-empty string"
         )
     if len(value) > limit:
-        raise ApiError(400, "invalid_request", f"{name!r} is longer than {limit} characters")
+        raise HttpError(400, "invalid_request", f"{name!r} is longer than {limit} characters")
     return value
 
 
@@ -124,27 +125,27 @@ def optional_str(data: Mapping[str, Any], name: str, limit: int = 2048) -> str |
     return required_str(data, name, limit)
 
 
-def string_list(data: Mapping[str, Any], name: str, *, limit: int = 64) -> list[str]:
+def string_list(data: Mapping[str, Any], name: str) -> list[str]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ApiError(400, "invalid_request", f"{name!r} must be an array of strings")
-    if len(value) > limit:
-        raise ApiError(400, "invalid_request", f"{name!r} has more than {limit} entries")
+        raise HttpError(400, "invalid_request", f"{name!r} must be an array of strings")
+    if len(value) > _MAX_LIST_ENTRIES:
+        raise HttpError(
+            400, "invalid_request", f"{name!r} has more than {_MAX_LIST_ENTRIES} entries"
+        )
     return value
 
 
-def query_int(request: Request, name: str, *, required: bool = True, default: int = 0) -> int:
-    """A non-negative integer query parameter below 2**63 (the store's index range)."""
+def query_int(request: Request, name: str) -> int:
+    """A required non-negative integer query parameter below 2**63 (the store's index range)."""
     values = request.query_params.getlist(name)
     if not values:
-        if required:
-            raise ApiError(400, "invalid_request", f"query parameter {name!r} is required")
-        return default
+        raise HttpError(400, "invalid_request", f"query parameter {name!r} is required")
     if len(values) > 1:
-        raise ApiError(400, "invalid_request", f"query parameter {name!r} is repeated")
+        raise HttpError(400, "invalid_request", f"query parameter {name!r} is repeated")
     text = values[0]
     if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise ApiError(
+        raise HttpError(
             400, "invalid_request", f"query parameter {name!r} must be a non-negative integer"
         )
     return int(text)

@@ -13,9 +13,9 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authchain.errors import HttpError
 from authchain.server import _http
 from authchain.server._common import State, admin_or_public, in_thread, json_response
-from authchain.server.errors import ApiError
 
 __all__ = ["checkpoint", "inclusion", "consistency", "entries", "trace"]
 
@@ -51,11 +51,11 @@ async def consistency(state: State, request: Request) -> Response:
 def _read_page(state: State, start: int, end: int | None) -> dict[str, Any]:
     size = state.authority.store.size()
     if start > size:
-        raise ApiError(404, "not_found", f"start {start} is beyond the log's size {size}")
+        raise HttpError(404, "not_found", f"start {start} is beyond the log's size {size}")
     if end is not None and end < start:
-        raise ApiError(400, "invalid_request", "end must not be before start")
+        raise HttpError(400, "invalid_request", "end must not be before start")
     if end is not None and end - start > _MAX_PAGE:
-        raise ApiError(400, "invalid_request", f"at most {_MAX_PAGE} entries per page")
+        raise HttpError(400, "invalid_request", f"at most {_MAX_PAGE} entries per page")
     stop = min(size, start + _DEFAULT_PAGE if end is None else end)
     rows = [
         {"index": index, "event": event.to_dict()}
@@ -78,6 +78,6 @@ async def trace(state: State, request: Request) -> Response:
     admin_or_public(state, request)
     event_id = request.path_params["event_id"]
     if len(event_id) > _MAX_EVENT_ID:
-        raise ApiError(404, "not_found", "no such event")
+        raise HttpError(404, "not_found", "no such event")
     report = await in_thread(attribution_trace, state.authority.store, event_id=event_id)
     return json_response(report.to_dict())

@@ -1,10 +1,11 @@
 """How errors leave the HTTP API: OAuth error responses at ``/token``, RFC 9457 problem details
 everywhere else.
 
-The error tree of :mod:`authchain.errors` has one stable ``code`` per failure; this module is the one
-table that turns a code into a wire answer. The token endpoint speaks OAuth (RFC 6749 section 5.2,
+The error tree of :mod:`authchain.errors` has one stable ``code`` per failure, and the code that knew
+the cause of a refusal named the request input it is about (``input``); this module is the one table
+that turns an error into a wire answer. The token endpoint speaks OAuth (RFC 6749 section 5.2,
 RFC 8693 section 2.2.2, RFC 9449 sections 5 and 8): ``{"error", "error_description"}`` with status
-400. Every other route answers ``application/problem+json`` (RFC 9457) carrying the same machine
+400, the ``error`` looked up by the input (:data:`OAUTH_ERRORS`). Every other route answers ``application/problem+json`` (RFC 9457) carrying the same machine
 ``code`` as an extension member. When the authority recorded the refusal, its log index travels in
 both shapes (``log_index``, and in the OAuth ``error_description``), so a client can hand an
 investigator the exact entry.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -22,14 +22,16 @@ from starlette.responses import Response
 
 from authchain.errors import (
     AuthchainError,
+    CapacityError,
     ConfigurationError,
     DPoPError,
     DPoPNonceError,
     HopError,
+    HttpError,
+    Input,
     NotFoundError,
     PolicyDenied,
     PolicyError,
-    ReplayCacheFullError,
     ReplayError,
     StorageError,
     VerificationError,
@@ -38,15 +40,15 @@ from authchain.errors import (
 __all__ = [
     "OAUTH_ERRORS",
     "PROBLEM_MEDIA_TYPE",
-    "ApiError",
     "oauth_error_code",
+    "oauth_error_response",
     "oauth_response",
     "problem_response",
     "problem_for",
     "problem_status",
 ]
 
-_log = logging.getLogger("authchain.server")
+_log = logging.getLogger(__name__)
 
 # RFC 9457 section 3: the media type of a problem details document.
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
@@ -55,86 +57,54 @@ PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 # ``WWW-Authenticate`` challenges (RFC 9449 section 7.1 ``algs``).
 DPOP_ALGS: Final = "EdDSA ES256"
 
-# The OAuth ``error`` for each Authchain code at the token endpoint. Codes that are not listed fall
-# back by family (see :func:`oauth_error_code`). The choices, and why:
+# The OAuth ``error`` of a refusal at the token endpoint, by the request input the refusal is about
+# (``AuthchainError.input``, named by the authority where it knew the cause). The choices, and why:
 #
-# * RFC 9449 section 5: anything wrong with the DPoP proof, including a replayed ``jti``, a proof made
-#   for another method, URL or token, or a key that no workload registered, is ``invalid_dpop_proof``.
-# * RFC 9449 section 8: a missing or stale server nonce is ``use_dpop_nonce`` (plus ``DPoP-Nonce``).
+# * RFC 9449 section 5: anything wrong with the DPoP proof (its form, signature, method, URL, age,
+#   a replayed ``jti``), or a key that no workload registered, is ``invalid_dpop_proof``.
 # * RFC 6749 section 5.2 / RFC 8693 section 2.2.2: a subject token that does not verify, has expired,
 #   was revoked, or is not held by the proof's key is ``invalid_grant``.
-# * RFC 6749 section 5.2: asking for more than is held, or being denied by policy or by a hop rule
-#   (lifetime, depth), is ``invalid_scope``: "the requested scope is ... or exceeds the scope granted".
 # * RFC 8693 section 2.2.2: an audience that is unknown, not a SPIFFE ID, or already in the chain (a
 #   cycle) is ``invalid_target``: the authority "is unwilling ... to issue a token for the target".
-OAUTH_ERRORS: Final[Mapping[str, str]] = {
-    "invalid_dpop_proof": "invalid_dpop_proof",
-    "dpop_method_mismatch": "invalid_dpop_proof",
-    "dpop_url_mismatch": "invalid_dpop_proof",
-    "dpop_ath_mismatch": "invalid_dpop_proof",
-    "replay": "invalid_dpop_proof",
-    "use_dpop_nonce": "use_dpop_nonce",
-    "key_binding_mismatch": "invalid_grant",
-    "expired": "invalid_grant",
-    "not_yet_valid": "invalid_grant",
-    "issued_in_future": "invalid_grant",
-    "revoked": "invalid_grant",
-    "signature_invalid": "invalid_grant",
-    "untrusted_issuer": "invalid_grant",
-    "wrong_audience": "invalid_grant",
-    "wrong_type": "invalid_grant",
-    "invalid_claim": "invalid_grant",
-    "algorithm_refused": "invalid_grant",
-    "malformed": "invalid_grant",
-    "size_limit": "invalid_grant",
-    "not_canonical": "invalid_grant",
-    "invalid_key": "invalid_grant",
-    "invalid_principal": "invalid_grant",
-    "scope_escalation": "invalid_scope",
-    "policy_denied": "invalid_scope",
-    "lifetime_exceeded": "invalid_scope",
-    "chain_too_deep": "invalid_scope",
-    "hop_refused": "invalid_scope",
-    "chain_cycle": "invalid_target",
-    "invalid_target": "invalid_target",
-    "invalid_spiffe_id": "invalid_target",
-    "invalid_request": "invalid_request",
-    "unsupported_grant_type": "unsupported_grant_type",
+# * RFC 6749 section 5.2: asking for more than is held, or being refused by a hop rule (lifetime,
+#   depth) or by policy, is ``invalid_scope``: "the requested scope is ... or exceeds the scope
+#   granted".
+# * RFC 6749 section 5.2: unusable ``request_details`` (or any other member) is ``invalid_request``.
+#
+# Whatever the input, two answers go by class (see :func:`oauth_error_code`): a missing or stale
+# server nonce is ``use_dpop_nonce`` (RFC 9449 section 8), and a full resource or a failing store is
+# ``temporarily_unavailable`` with status 503 (RFC 6749 section 5.2 has it for the authorization
+# endpoint; Authchain uses it at the token endpoint too, since nothing was decided).
+OAUTH_ERRORS: Final[Mapping[Input, str]] = {
+    Input.DPOP_PROOF: "invalid_dpop_proof",
+    Input.ACTOR: "invalid_dpop_proof",
+    Input.SUBJECT_TOKEN: "invalid_grant",
+    Input.AUDIENCE: "invalid_target",
+    Input.SCOPE: "invalid_scope",
+    Input.POLICY: "invalid_scope",
+    Input.REQUEST_DETAILS: "invalid_request",
+    Input.REQUEST: "invalid_request",
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ApiError(Exception):
-    """An error the HTTP layer itself detects (before or around the authority): a malformed request,
-    a missing credential. ``code`` is the machine code, ``status`` the HTTP status."""
+def oauth_error_code(exc: AuthchainError) -> str:
+    """The OAuth ``error`` for a refusal at the token endpoint: a lookup, never a second check.
 
-    status: int
-    code: str
-    detail: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return self.detail
-
-
-def oauth_error_code(exc: AuthchainError, *, proof_refused: bool = False) -> str:
-    """The OAuth ``error`` for a refusal at the token endpoint.
-
-    ``proof_refused`` says the DPoP proof itself does not verify for this request. The authority
-    raises the same classes for a bad proof and a bad subject token (a signature is a signature), so
-    the endpoint tells them apart by checking the proof on its own (without consuming its ``jti``)
-    and passes the answer here: a refusal caused by the proof is ``invalid_dpop_proof`` whatever its
-    class.
+    An error the HTTP edge raised carries its OAuth code; otherwise the nonce challenge and the
+    503s go by class, then :data:`OAUTH_ERRORS` by the input the refusal is about. An error that
+    names no input falls back by family: a hop rule or a policy denial is ``invalid_scope``, any
+    other verification failure ``invalid_grant``, the rest ``invalid_request``.
     """
+    if isinstance(exc, HttpError):
+        return exc.code
     if isinstance(exc, DPoPNonceError):
         return "use_dpop_nonce"
-    if isinstance(exc, DPoPError | ReplayError):
-        return "invalid_dpop_proof"
-    if proof_refused and isinstance(exc, VerificationError) and not isinstance(exc, HopError):
-        return "invalid_dpop_proof"
-    mapped = OAUTH_ERRORS.get(exc.code)
-    if mapped is not None:
-        return mapped
+    if isinstance(exc, CapacityError | StorageError):
+        return "temporarily_unavailable"
+    if exc.input is not None:
+        mapped = OAUTH_ERRORS.get(exc.input)
+        if mapped is not None:
+            return mapped
     if isinstance(exc, HopError | PolicyDenied):
         return "invalid_scope"
     if isinstance(exc, VerificationError):
@@ -177,6 +147,29 @@ def oauth_response(
     return _json(body, status, "application/json", all_headers)
 
 
+def oauth_error_response(exc: AuthchainError, *, nonce: str | None = None) -> Response:
+    """The token endpoint's answer to a refusal: the OAuth error of :func:`oauth_error_code`, its
+    status and headers. ``nonce`` is the server's current DPoP nonce when nonces are required; it
+    travels with every answer so a client never needs an extra round trip for it."""
+    error = oauth_error_code(exc)
+    status = exc.status if isinstance(exc, HttpError) else 400
+    headers: dict[str, str] = {} if nonce is None else {"DPoP-Nonce": nonce}
+    if isinstance(exc, HttpError):
+        headers.update(exc.headers)
+    if error == "temporarily_unavailable":
+        # Nothing was issued (fail closed); the same request may succeed shortly.
+        status = 503
+        headers["Retry-After"] = "1"
+    elif error == "use_dpop_nonce" and isinstance(exc, DPoPNonceError) and exc.nonce:
+        headers["DPoP-Nonce"] = exc.nonce
+    elif error == "invalid_dpop_proof":
+        # RFC 9449 section 7.1 style challenge, so a client knows which algorithms to use.
+        headers["WWW-Authenticate"] = f'DPoP error="invalid_dpop_proof", algs="{DPOP_ALGS}"'
+    return oauth_response(
+        error, exc.message, log_index=exc.log_index, status=status, headers=headers
+    )
+
+
 # Problem titles: stable per code (RFC 9457 section 3.1.3: the title does not change per occurrence).
 _TITLES: Final[Mapping[int, str]] = {
     400: "Bad Request",
@@ -203,7 +196,6 @@ def problem_response(
     instance: str | None = None,
     log_index: int | None = None,
     headers: Mapping[str, str] | None = None,
-    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     """An RFC 9457 problem details response. ``type`` is ``type_base + code``: the server serves a
     description of every code at that URL (RFC 9457 section 3.1.1 asks that it be dereferenceable)."""
@@ -218,8 +210,6 @@ def problem_response(
         body["instance"] = instance
     if log_index is not None:
         body["log_index"] = log_index
-    if extra:
-        body.update(extra)
     return _json(body, status, PROBLEM_MEDIA_TYPE, headers or {})
 
 
@@ -230,11 +220,11 @@ def problem_status(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     ``Retry-After`` (the request may succeed later, and nothing was acknowledged); only a
     misconfiguration or a programming error is 500.
     """
-    if isinstance(exc, ApiError):
+    if isinstance(exc, HttpError):
         return exc.status, exc.code, dict(exc.headers)
     if not isinstance(exc, AuthchainError):
         return 500, "internal_error", {}
-    if isinstance(exc, ReplayCacheFullError | StorageError):
+    if isinstance(exc, CapacityError | StorageError):
         return 503, exc.code, {"Retry-After": "1"}
     if isinstance(exc, NotFoundError):
         return 404, exc.code, {}
@@ -259,8 +249,7 @@ def problem_for(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
     says nothing about the internals; the error is logged instead."""
     status, code, headers = problem_status(exc)
     if status < 500 or status == 503:
-        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
-        return status, code, detail, headers
+        return status, code, str(exc), headers
     if isinstance(exc, ConfigurationError | PolicyError):
         _log.error("configuration or policy failure: %s", exc)
         return status, code, "the server is misconfigured; the operator has been told", headers

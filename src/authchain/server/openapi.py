@@ -43,6 +43,9 @@ def _problem_codes() -> dict[str, tuple[int, str]]:
         cls = getattr(_errors, name)
         if not (isinstance(cls, type) and issubclass(cls, _errors.AuthchainError)):
             continue
+        if cls is _errors.HttpError:
+            # Its codes are the edge's own, each listed above with its status.
+            continue
         status, code, _ = problem_status(cls.__new__(cls))
         doc = (cls.__doc__ or name).strip().split("\n\n")[0]
         out.setdefault(code, (status, " ".join(doc.split())))
