@@ -71,9 +71,9 @@ def test_reported_action_names_initiator_chain_presenter_and_executor(world: Wor
     assert event.initiator == ALICE
     assert event.actor == CRM_AGENT
     assert list(event.chain or ()) == [PLANNER, CRM_AGENT]
-    assert event.attrs is not None
-    assert event.attrs["executor"] == TOOL
-    assert event.attrs["report_id"] == "r-1"
+    assert event.detail is not None and event.detail["executor"] == TOOL
+    # The report id is the service's own word, kept apart from the evidence.
+    assert event.reported == {"report_id": "r-1"}
     assert token not in world.store.get_leaf(response.json()["log_index"]).decode()
 
 
@@ -91,7 +91,7 @@ def test_the_same_presentation_reported_twice_is_recorded_as_a_replay(world: Wor
     report(world, action(token, proof, report_id="a"))
     second = report(world, action(token, proof, report_id="b"))
     event = world.store.get(second.json()["log_index"])
-    assert event.attrs is not None and event.attrs["error"] == "replay"
+    assert event.detail is not None and event.detail["error"] == "replay"
 
 
 def test_refused_presentation_of_a_token_with_another_key_is_evidence(world: World) -> None:
@@ -104,8 +104,12 @@ def test_refused_presentation_of_a_token_with_another_key_is_evidence(world: Wor
     )
     event = world.store.get(report(world, body).json()["log_index"])
     assert event.kind == "action.refused"
+    # The presenter is named because its own proof's key is registered, not because the report
+    # says so; the report's words are kept apart.
     assert event.actor == RESEARCH
-    assert event.attrs is not None and event.attrs["holder"] == CRM_AGENT
+    assert event.detail is not None and event.detail["holder"] == CRM_AGENT
+    assert event.detail["error"] == "key_binding_mismatch"
+    assert event.reported == {"presenter": RESEARCH, "refusal": "key_binding_mismatch"}
 
 
 def test_report_without_the_services_proof_is_refused(world: World) -> None:

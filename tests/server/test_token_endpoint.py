@@ -125,7 +125,7 @@ def test_malformed_exchange_request_is_invalid_request_and_recorded(
     change(form)
     response = world.post_token(form, world.proof(PLANNER))
     event = refused(world, response, "invalid_request")
-    assert event["attrs"]["error"] == "malformed", what
+    assert event["detail"]["error"] == "malformed", what
     if "subject_token" in form:
         # The refused request's subject token is kept as its hash, never as the token.
         assert event["parent_token"] != form["subject_token"]
@@ -141,7 +141,7 @@ def test_repeated_parameter_is_invalid_request(world: World) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded", "DPoP": world.proof(PLANNER)},
     )
     event = refused(world, response, "invalid_request")
-    assert "repeated" in event["attrs"]["reason"]
+    assert "repeated" in event["detail"]["reason"]
 
 
 def test_json_body_is_invalid_request(world: World) -> None:
@@ -172,7 +172,7 @@ def test_malformed_request_details_is_invalid_request_and_recorded(world: World)
 
 def test_missing_proof_is_refused_and_recorded(world: World) -> None:
     event = refused(world, world.post_token(world.start_form(), None), "invalid_dpop_proof")
-    assert event["attrs"]["error"] == "invalid_dpop_proof"
+    assert event["detail"]["error"] == "invalid_dpop_proof"
 
 
 def test_malformed_proof_is_refused(world: World) -> None:
@@ -192,20 +192,20 @@ def test_two_dpop_headers_are_refused(world: World) -> None:
 def test_proof_for_another_url_is_refused(world: World) -> None:
     proof = world.proof(PLANNER, htu=ISSUER + "/events")
     event = refused(world, world.post_token(world.start_form(), proof), "invalid_dpop_proof")
-    assert event["attrs"]["error"] == "dpop_url_mismatch"
+    assert event["detail"]["error"] == "dpop_url_mismatch"
 
 
 def test_proof_for_another_method_is_refused(world: World) -> None:
     proof = world.proof(PLANNER, htm="GET")
     event = refused(world, world.post_token(world.start_form(), proof), "invalid_dpop_proof")
-    assert event["attrs"]["error"] == "dpop_method_mismatch"
+    assert event["detail"]["error"] == "dpop_method_mismatch"
 
 
 def test_replayed_proof_is_refused_and_recorded(world: World) -> None:
     proof = world.proof(PLANNER)
     assert world.post_token(world.start_form(), proof).status_code == 200
     event = refused(world, world.post_token(world.start_form(), proof), "invalid_dpop_proof")
-    assert event["attrs"]["error"] == "replay"
+    assert event["detail"]["error"] == "replay"
 
 
 def test_proof_by_an_unregistered_key_is_refused(world: World) -> None:
@@ -232,7 +232,7 @@ def test_token_used_with_another_workloads_key_is_refused(world: World) -> None:
     token = world.start()
     response = world.post_token(world.hop_form(token, to=CRM_AGENT), world.proof(RESEARCH))
     event = refused(world, response, "invalid_grant")
-    assert event["attrs"]["error"] == "key_binding_mismatch"
+    assert event["detail"]["error"] == "key_binding_mismatch"
     assert event["actor"] == RESEARCH
 
 
@@ -263,7 +263,7 @@ def test_expired_subject_token_is_invalid_grant(world: World) -> None:
         world.post_token(world.hop_form(token, to=CRM_AGENT), world.proof(PLANNER)),
         "invalid_grant",
     )
-    assert event["attrs"]["error"] == "expired"
+    assert event["detail"]["error"] == "expired"
 
 
 def test_revoked_subject_token_is_invalid_grant(world: World) -> None:
@@ -274,7 +274,7 @@ def test_revoked_subject_token_is_invalid_grant(world: World) -> None:
         world.post_token(world.hop_form(token, to=CRM_AGENT), world.proof(PLANNER)),
         "invalid_grant",
     )
-    assert event["attrs"]["error"] == "revoked"
+    assert event["detail"]["error"] == "revoked"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_scope_escalation_is_invalid_scope_and_recorded(world: World) -> None:
         world.hop_form(token, to=CRM_AGENT, scope="crm:write"), world.proof(PLANNER)
     )
     event = refused(world, response, "invalid_scope")
-    assert event["attrs"]["error"] == "scope_escalation"
+    assert event["detail"]["error"] == "scope_escalation"
     assert "crm:write" in response.json()["error_description"]
 
 
@@ -303,14 +303,14 @@ def test_unknown_audience_is_invalid_target(world: World) -> None:
     response = world.post_token(
         world.hop_form(token, to="spiffe://example.org/agent/nobody"), world.proof(PLANNER)
     )
-    assert refused(world, response, "invalid_target")["attrs"]["error"] == "invalid_target"
+    assert refused(world, response, "invalid_target")["detail"]["error"] == "invalid_target"
 
 
 def test_delegating_back_into_the_chain_is_invalid_target(world: World) -> None:
     token = world.start()
     crm_token = world.hop(token, PLANNER, to=CRM_AGENT, scope="crm:write")
     response = world.post_token(world.hop_form(crm_token, to=PLANNER), world.proof(CRM_AGENT))
-    assert refused(world, response, "invalid_target")["attrs"]["error"] == "chain_cycle"
+    assert refused(world, response, "invalid_target")["detail"]["error"] == "chain_cycle"
 
 
 def test_task_start_for_another_audience_is_invalid_target(world: World) -> None:
@@ -381,4 +381,4 @@ def test_bad_proof_and_bad_subject_token_together_blame_the_proof(world: World) 
     forged_proof = f"{h}.{p}.{s[:-4]}AAAA"
     response = world.post_token(world.hop_form(forged_token, to=CRM_AGENT), forged_proof)
     event = refused(world, response, "invalid_dpop_proof")
-    assert event["attrs"]["error"] == "signature_invalid"
+    assert event["detail"]["error"] == "signature_invalid"
