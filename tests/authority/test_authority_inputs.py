@@ -174,3 +174,19 @@ def test_key_rotation_is_recorded_before_the_new_key_signs(world: World) -> None
     assert (record.kid, record.previous_kid, record.actor) == (new.kid, old, "admin")
     assert record.retire_at > world.now
     assert world.start().log_index == size + 1
+
+
+@pytest.mark.parametrize("scope", ['crm:write "quoted"', "crm:read\u202ecrm:write", "x" * 129])
+def test_a_malformed_scope_is_refused_naming_the_scope_and_recorded(
+    world: World, scope: str
+) -> None:
+    with pytest.raises(MalformedError) as at_start:
+        world.start(scope=scope)
+    assert at_start.value.input is Input.SCOPE
+    _refused(world, at_start.value, TaskDenied)
+    assert world.record(at_start.value.log_index).scope is None  # the untrusted value is not kept
+    root = world.start()
+    with pytest.raises(MalformedError) as at_hop:
+        world.hop(PLANNER, root, CRM_AGENT, scope)
+    assert at_hop.value.input is Input.SCOPE
+    _refused(world, at_hop.value, HopDenied)

@@ -8,6 +8,7 @@ with its machine code and the input that failed: denials are evidence.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -46,6 +47,9 @@ __all__ = ["IssuedToken", "Issuance"]
 
 MAX_PURPOSE: Final = 512
 MAX_REQUEST_DETAILS: Final = 4096
+MAX_SCOPE_TOKENS: Final = 64
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), at most 128 here.
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +86,22 @@ class IssuedToken:
 
 
 def split_scope(scope: str | Iterable[str] | None) -> tuple[str, ...] | None:
-    """A requested scope as distinct tokens in the order given; None when nothing was asked."""
+    """A requested scope as distinct tokens in the order given; None when nothing was asked.
+
+    Raises MalformedError (about the scope) unless every token is an RFC 6749 section 3.3
+    scope-token within the limits a task token accepts, so a refusal can always be recorded.
+    """
     if scope is None:
         return None
-    parts = scope.split() if isinstance(scope, str) else list(scope)
+    parts = scope.split(" ") if isinstance(scope, str) else list(scope)
+    parts = [p for p in parts if p != ""]
+    if len(parts) > MAX_SCOPE_TOKENS or not all(
+        isinstance(p, str) and _SCOPE_TOKEN.fullmatch(p) for p in parts
+    ):
+        raise MalformedError(
+            f"scope must be at most {MAX_SCOPE_TOKENS} space-separated RFC 6749 scope tokens of "
+            "1 to 128 visible ASCII characters, without a double quote or backslash"
+        ).about(Input.SCOPE)
     return tuple(dict.fromkeys(parts)) if parts else None
 
 
@@ -185,11 +201,15 @@ class Issuance:
             record = TaskDenied(**{**denied, **more}, **refusal_fields(exc))
             return self._recorder.refuse(exc, record, trace)
 
-        # 1. request_details becomes the immutable task context.
+        # 1. request_details becomes the immutable task context; the scope asked for is well formed.
         try:
             tctx = task_context(request_details)
         except AuthchainError as exc:
             raise refuse(exc.about(Input.REQUEST_DETAILS)) from None
+        try:
+            requested = split_scope(scope)
+        except AuthchainError as exc:
+            raise refuse(exc) from None
         # 2. The first actor: the registered workload whose key signed the DPoP proof.
         actor = self._requester(dpop_proof, htm, htu, now, refuse)
         proof, workload = actor
@@ -204,7 +224,6 @@ class Issuance:
         principal = self._registry().find_principal(assertion.subject)
         initiator_kind = str(principal.kind) if principal else "user"
         granted = principal.scopes if principal else ()
-        requested = split_scope(scope)
         scopes = requested if requested is not None else granted
         purpose = str(tctx.get("purpose", ""))
         denied.update(
@@ -290,13 +309,11 @@ class Issuance:
     ) -> IssuedToken:
         now = self._now()
         trace = TraceContext.from_traceparent(traceparent)
-        requested = split_scope(scope)
         denied: dict[str, Any] = {
             "parent_token": sha256_b64url(subject_token)
             if isinstance(subject_token, str)
             else None,
             "resource": audience if isinstance(audience, str) else None,
-            "scope": requested,
             "human_approval": True if human_approval else None,
         }
 
@@ -304,6 +321,11 @@ class Issuance:
             record = HopDenied(**{**denied, **more}, **refusal_fields(exc))
             return self._recorder.refuse(exc, record, trace)
 
+        try:
+            requested = split_scope(scope)
+        except AuthchainError as exc:
+            raise refuse(exc) from None
+        denied["scope"] = requested
         # 1. The requester: the registered workload whose key signed the DPoP proof (RFC 9449 5).
         proof, requester = self._requester(dpop_proof, htm, htu, now, refuse)
         denied["actor"] = requester.id
