@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from authchain import jcs
 from authchain._encoding import sha256_b64url
-from authchain.audit.events import ATTRS_MAX_BYTES, KINDS, AuditEvent, check_leaf
+from authchain.audit.events import ATTRS_MAX_BYTES, EVENT_VERSION, KINDS, AuditEvent, check_leaf
+from authchain.audit.records import Kind
 from authchain.errors import (
     CanonicalizationError,
     MalformedError,
@@ -32,6 +33,7 @@ A_JWT = (
 
 
 def test_the_known_kinds_are_exactly_those_of_the_design() -> None:
+    # Federation and queued jobs add their kinds with their records, in the issues that add them.
     assert KINDS == {
         "task.started",
         "task.denied",
@@ -45,10 +47,12 @@ def test_the_known_kinds_are_exactly_those_of_the_design() -> None:
         "workload.registered",
         "principal.registered",
         "issuer.trusted",
-        "federation.granted",
-        "federation.redeemed",
-        "job.refused",
+        "key.rotated",
     }
+
+
+def test_every_kind_has_exactly_one_record_type() -> None:
+    assert KINDS == {kind.value for kind in Kind}
 
 
 def test_leaf_bytes_are_the_rfc8785_bytes_of_the_event_object() -> None:
@@ -77,6 +81,42 @@ def test_an_explicit_null_is_refused() -> None:
     data = make_event().to_dict() | {"txn": None}
     with pytest.raises(MalformedError, match="'txn'.*null"):
         AuditEvent.from_dict(data)
+
+
+def test_an_event_without_v_is_version_1_and_keeps_its_attrs() -> None:
+    event = make_event()
+    assert event.v is None and event.attrs is not None and event.attrs["depth"] == 2
+    assert b'"v"' not in event.leaf_bytes()
+
+
+def test_a_version_2_event_keeps_detail_and_reported_apart() -> None:
+    event = make_event(attrs=None, v=EVENT_VERSION, detail={"depth": 2}, reported={"note": "hi"})
+    assert event.to_dict()["v"] == 2
+    assert (event.detail, event.reported) == ({"depth": 2}, {"note": "hi"})
+    assert AuditEvent.from_leaf(event.leaf_bytes()) == event
+
+
+@pytest.mark.parametrize("version", [1, 3, "2", True])
+def test_only_the_current_version_is_written_as_v(version: Any) -> None:
+    with pytest.raises(MalformedError, match="'v'"):
+        make_event(attrs=None, v=version)
+
+
+def test_attrs_is_refused_in_a_version_2_event() -> None:
+    with pytest.raises(MalformedError, match="'attrs'"):
+        make_event(v=EVENT_VERSION)
+
+
+@pytest.mark.parametrize("name", ["detail", "reported"])
+def test_detail_and_reported_are_refused_in_a_version_1_event(name: str) -> None:
+    with pytest.raises(MalformedError, match=f"'{name}'"):
+        make_event(**{name: {"depth": 2}})
+
+
+@pytest.mark.parametrize("name", ["detail", "reported"])
+def test_detail_and_reported_are_bounded_like_attrs(name: str) -> None:
+    with pytest.raises(SizeLimitError, match=name):
+        make_event(attrs=None, v=EVENT_VERSION, **{name: {"x": "a" * ATTRS_MAX_BYTES}})
 
 
 def test_unknown_fields_are_refused() -> None:

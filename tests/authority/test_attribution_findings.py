@@ -27,6 +27,7 @@ from authchain._encoding import b64url_decode
 from authchain._ids import uuid7
 from authchain.attribution import Finding, findings, trace
 from authchain.audit.events import AuditEvent
+from authchain.audit.records import ActionInvoked, ActionRefused, Record, TaskStarted, read
 from authchain.errors import (
     AuthchainError,
     KeyBindingError,
@@ -40,6 +41,17 @@ from authchain.tokens.jws import sign_compact
 
 def _found(world: World, **kwargs: Any) -> list[tuple[str, list[int]]]:
     return [(f.code, list(f.evidence)) for f in findings(world.store, **kwargs)]
+
+
+def _record(world: World, index: int) -> Record:
+    return read(world.store.get(index), index)
+
+
+def _error(world: World, index: int) -> str | None:
+    """The authority's own refusal code recorded for an action."""
+    record = _record(world, index)
+    assert isinstance(record, ActionInvoked | ActionRefused)
+    return record.error
 
 
 def _codes(items: tuple[Finding, ...] | list[Finding]) -> list[str]:
@@ -87,11 +99,11 @@ def test_action_with_an_unverifiable_token_is_unattributed(world: World) -> None
     )
     assert forged.split(".")[:2] == [header, payload]
     index = world.act(UPDATER, forged)
-    event = world.store.get(index)
-    assert event.kind == "action.invoked"
-    assert (event.attrs or {})["unattributed"] is True
-    assert (event.attrs or {})["error"] == "signature_invalid"
-    assert event.txn is None and event.initiator is None  # nothing unverified is believed
+    record = _record(world, index)
+    assert isinstance(record, ActionInvoked)
+    assert record.unattributed is True
+    assert record.error == "signature_invalid"
+    assert record.txn is None and record.initiator is None  # nothing unverified is believed
     assert _found(world) == [("UNATTRIBUTED_ACTION", [index])]
     assert trace(world.store, index=index).verdict == "broken"
 
@@ -138,11 +150,12 @@ def test_token_presented_with_a_proof_from_another_key_is_a_replay(world: World)
     _, _, tool, _ = world.clean_task()
     stolen = world.api_proof(RESEARCH, tool.access_token)  # the research agent's own key
     index = world.act(RESEARCH, tool, proof=stolen)
-    event = world.store.get(index)
-    assert (event.attrs or {})["error"] == "key_binding_mismatch"
-    assert (event.attrs or {})["holder"] == UPDATER
-    assert event.actor == RESEARCH
-    assert event.txn == tool.txn  # the token's signature verified: its task is named
+    record = _record(world, index)
+    assert isinstance(record, ActionInvoked)
+    assert record.error == "key_binding_mismatch"
+    assert record.holder == UPDATER
+    assert record.actor == RESEARCH  # the proof's key is the research agent's registered key
+    assert record.txn == tool.txn  # the token's signature verified: its task is named
     assert sorted(_found(world)) == [("TOKEN_REPLAY", [index]), ("UNATTRIBUTED_ACTION", [index])]
     replay = next(f for f in findings(world.store) if f.code == "TOKEN_REPLAY")
     assert RESEARCH in replay.message and UPDATER in replay.message
@@ -164,7 +177,7 @@ def test_proof_jti_reported_twice_is_a_replay_of_the_second_report(world: World)
     assert findings(world.store) == []
     # The same proof reported again, here by another service: single use is domain-wide.
     second = world.act(UPDATER, tool, proof=proof, executor=LEGACY)
-    assert (world.store.get(second).attrs or {})["error"] == ReplayError.code
+    assert _error(world, second) == ReplayError.code
     assert sorted(_found(world)) == [
         ("TOKEN_REPLAY", [second]),
         ("UNATTRIBUTED_ACTION", [second]),
@@ -222,7 +235,7 @@ def test_action_after_expiry_is_expired_authority(world: World) -> None:
     _, _, tool, _ = world.clean_task()
     world.clock.advance(world.authority.token_lifetime + 120)  # beyond exp and the allowed skew
     index = world.act(UPDATER, tool)
-    assert (world.store.get(index).attrs or {})["error"] == "expired"
+    assert _error(world, index) == "expired"
     assert sorted(_found(world)) == [
         ("EXPIRED_OR_REVOKED_AUTHORITY", [index]),
         ("UNATTRIBUTED_ACTION", [index]),
@@ -251,7 +264,7 @@ def test_revoked_token_is_refused_at_use_and_at_delegation(world: World) -> None
     event = world.store.get(revoked)
     assert (event.kind, event.token, event.txn) == ("token.revoked", tool.token_hash, tool.txn)
     used = world.act(UPDATER, tool)
-    assert (world.store.get(used).attrs or {})["error"] == RevokedError.code
+    assert _error(world, used) == RevokedError.code
     assert ("EXPIRED_OR_REVOKED_AUTHORITY", [used]) in _found(world)
     # Its sibling line is untouched.
     research = world.hop(PLANNER, root, RESEARCH, "research:read")
@@ -265,9 +278,10 @@ def test_revoking_a_token_never_presented_refuses_its_descendants(world: World) 
     with pytest.raises(RevokedError) as at_hop:
         world.hop(CRM_AGENT, crm, UPDATER, "crm:write")  # a child of the revoked token
     used = world.act(UPDATER, tool)  # a grandchild
-    event = world.store.get(used)
-    assert (event.attrs or {})["error"] == RevokedError.code
-    assert "ancestor" in (event.attrs or {})["reason"]
+    record = _record(world, used)
+    assert isinstance(record, ActionInvoked)
+    assert record.error == RevokedError.code
+    assert record.reason is not None and "ancestor" in record.reason
     found = _found(world)
     assert ("EXPIRED_OR_REVOKED_AUTHORITY", [at_hop.value.log_index]) in found
     assert ("EXPIRED_OR_REVOKED_AUTHORITY", [used]) in found
@@ -278,10 +292,10 @@ def test_revoking_a_presented_token_refuses_its_descendants(world: World) -> Non
     world.act(CRM_AGENT, crm)  # presented once: the log now names its task by its hash
     world.authority.revoke(token_hash=crm.token_hash)
     used = world.act(UPDATER, tool)
-    assert (world.store.get(used).attrs or {})["error"] == RevokedError.code
+    assert _error(world, used) == RevokedError.code
     # Another task of the same user is not affected.
     _, _, other_tool, other_action = world.clean_task()
-    assert "error" not in (world.store.get(other_action).attrs or {})
+    assert _error(world, other_action) is None
 
 
 def test_work_after_task_end_is_refused_and_flagged(world: World) -> None:
@@ -316,10 +330,15 @@ def test_revoked_task_refuses_every_token_of_the_task(world: World) -> None:
 
 
 def _forge(world: World, like: int, **changes: Any) -> int:
-    """Append a copy of the event at ``like`` with ``changes`` (attrs merged), as a forger would."""
+    """Append a copy of the event at ``like`` with ``changes``, as a forger would: ``detail`` holds
+    the authority's members to change, written where the event's version keeps them."""
     event = world.store.get(like)
-    attrs = {**(event.attrs or {}), **changes.pop("attrs", {})}
-    forged: AuditEvent = dataclasses.replace(event, id=uuid7(), attrs=attrs, **changes)
+    members = changes.pop("detail", {})
+    if event.v is None:  # version 1: one attrs object
+        changes["attrs"] = {**(event.attrs or {}), **members}
+    else:
+        changes["detail"] = {**(event.detail or {}), **members}
+    forged: AuditEvent = dataclasses.replace(event, id=uuid7(), **changes)
     return world.store.append(forged)
 
 
@@ -330,7 +349,7 @@ def _first(world: World, kind: str) -> int:
 def test_action_naming_a_non_issuance_entry_is_a_chain_gap(world: World) -> None:
     _, _, _, action = world.clean_task()
     registration = _first(world, "workload.registered")
-    forged = _forge(world, action, attrs={"log": registration})
+    forged = _forge(world, action, detail={"log": registration})
     report = trace(world.store, index=forged)
     assert report.verdict == "broken"
     gap = next(f for f in report.findings if f.code == "CHAIN_GAP")
@@ -340,7 +359,7 @@ def test_action_naming_a_non_issuance_entry_is_a_chain_gap(world: World) -> None
 
 def test_action_naming_the_wrong_jti_is_a_chain_gap(world: World) -> None:
     _, _, tool, action = world.clean_task()
-    forged = _forge(world, action, attrs={"jti": uuid7()})
+    forged = _forge(world, action, detail={"jti": uuid7()})
     report = trace(world.store, index=forged)
     assert report.verdict == "broken"
     gap = next(f for f in report.findings if f.code == "CHAIN_GAP")
@@ -349,7 +368,7 @@ def test_action_naming_the_wrong_jti_is_a_chain_gap(world: World) -> None:
 
 def test_action_naming_an_entry_beyond_the_log_is_a_chain_gap(world: World) -> None:
     _, _, _, action = world.clean_task()
-    forged = _forge(world, action, attrs={"log": 10_000})
+    forged = _forge(world, action, detail={"log": 10_000})
     report = trace(world.store, index=forged)
     assert report.verdict == "broken"
     assert [f.evidence for f in report.findings if f.code == "CHAIN_GAP"] == [(forged,)]
@@ -378,8 +397,8 @@ def test_hop_whose_parent_issuance_is_missing_is_a_chain_gap(world: World) -> No
     # A forged issuance entry whose parent is a registration, and a forged action that uses it.
     _, _, tool, action = world.clean_task()
     registration = _first(world, "principal.registered")
-    fake_hop = _forge(world, tool.log_index, attrs={"parent_log": registration})
-    forged = _forge(world, action, attrs={"log": fake_hop})
+    fake_hop = _forge(world, tool.log_index, detail={"parent_log": registration})
+    forged = _forge(world, action, detail={"log": fake_hop})
     report = trace(world.store, index=forged)
     assert report.verdict == "broken"
     gaps = [f for f in report.findings if f.code == "CHAIN_GAP"]
@@ -392,7 +411,7 @@ def test_hop_issued_without_an_allowing_decision_is_a_chain_gap(world: World) ->
     assert granted.decision is not None
     denying = {**granted.decision, "effect": "deny"}
     fake_hop = _forge(world, tool.log_index, decision=denying)
-    forged = _forge(world, action, attrs={"log": fake_hop})
+    forged = _forge(world, action, detail={"log": fake_hop})
     report = trace(world.store, index=forged)
     assert report.verdict == "broken"
     assert [f.evidence for f in report.findings if f.code == "CHAIN_GAP"] == [(fake_hop,)]
@@ -407,9 +426,10 @@ def test_task_started_by_a_service_principal_is_autonomous_but_complete(world: W
     root = world.start(initiator=SCHEDULER, scope="crm:write", purpose="nightly CRM hygiene")
     tool = world.hop(PLANNER, root, UPDATER, "crm:write")
     action = world.act(UPDATER, tool)
-    started = world.store.get(root.log_index)
+    started = _record(world, root.log_index)
+    assert isinstance(started, TaskStarted)
     assert started.initiator == SCHEDULER
-    assert (started.attrs or {})["initiator_kind"] == "service"
+    assert started.initiator_kind == "service"
 
     assert _found(world) == [("AUTONOMOUS_ACTION", [root.log_index])]
     report = trace(world.store, index=action)
@@ -444,8 +464,8 @@ def test_findings_for_one_task_leave_out_other_tasks(world: World) -> None:
 def test_the_log_wide_scan_finds_forged_uses_without_tracing_them(world: World) -> None:
     _, _, tool, action = world.clean_task()
     registration = _first(world, "workload.registered")
-    wrong_entry = _forge(world, action, attrs={"log": registration})
-    unknown_jti = _forge(world, action, attrs={"jti": uuid7()})
+    wrong_entry = _forge(world, action, detail={"log": registration})
+    unknown_jti = _forge(world, action, detail={"jti": uuid7()})
     gaps = [f.evidence for f in findings(world.store) if f.code == "CHAIN_GAP"]
     assert gaps == [(tool.log_index, wrong_entry), (unknown_jti,)]
 

@@ -1,8 +1,15 @@
-"""The rules that turn log entries into findings.
+"""The rules that turn log records into findings.
 
-Per-entry rules read one event (a refusal's machine code says what was attempted); cross-entry rules
-read many (one identity acting for several initiators without per-task chains). Every rule works on
-the log alone, so an investigator with an exported log gets the same findings as the authority.
+Per-record rules read one record (a refusal's machine code says what was attempted); cross-record
+rules read many (one identity acting for several initiators without per-task chains). Every rule
+works on the log alone, so an investigator with an exported log gets the same findings as the
+authority.
+
+Rules read typed records (:func:`authchain.audit.records.read`), and only their envelope and detail
+members are evidence. What a caller supplied (``record.reported``: the presenter a service names,
+the initiator it claims, its own refusal code) is a claim: a finding may mention it, labelled as
+such, but never rests on it as if the authority had derived it. Version 1 records (release 0.1, one
+``attrs`` object for both) are read as release 0.1 read them, so old logs yield the same findings.
 """
 
 from __future__ import annotations
@@ -12,96 +19,205 @@ from collections.abc import Iterable
 from typing import Any
 
 from authchain.attribution.findings import Finding, make_finding
-from authchain.audit.events import AuditEvent
+from authchain.audit.records import (
+    ActionInvoked,
+    ActionRefused,
+    HopDenied,
+    HopGranted,
+    Issuance,
+    Record,
+    Refusal,
+    TaskEnded,
+    TaskRevoked,
+    TaskStarted,
+    TokenRevoked,
+)
 
-__all__ = ["classify_event", "scan_events"]
+__all__ = ["classify_record", "scan_records", "task_of"]
+
+_Action = ActionInvoked | ActionRefused
+_ACTIONS = (ActionInvoked, ActionRefused)
+
+_IN_A_TASK = (Issuance, Refusal, ActionInvoked, ActionRefused, TokenRevoked, TaskRevoked, TaskEnded)
 
 _REPLAY_CODES = frozenset({"key_binding_mismatch", "replay"})
 _STALE_CODES = frozenset({"expired", "revoked"})
-_ISSUANCE_KINDS = frozenset({"task.started", "hop.granted", "federation.redeemed"})
 
 
-def classify_event(event: AuditEvent) -> list[tuple[str, str]]:
-    """Findings that one entry proves by itself: ``(code, message)`` pairs."""
-    attrs: dict[str, Any] = event.attrs or {}
-    error = attrs.get("error")
+def task_of(record: Record) -> str | None:
+    """The task a record belongs to, for the kinds that belong to one."""
+    if isinstance(record, _IN_A_TASK):
+        return record.txn
+    return None
+
+
+def _claimed(record: Record, name: str) -> str | None:
+    """The string a caller reported as ``name``, if any: a claim, never evidence."""
+    value = (record.reported or {}).get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _presenter(record: _Action | Refusal) -> str:
+    """Who presented the token or made the request, as text that labels a claim as a claim.
+
+    In a version 2 record the envelope ``actor`` is set only when the authority verified who it
+    was; otherwise the presenter a service names is shown as that service's claim. Version 1 did
+    not tell the two apart, and its text is kept as it was.
+    """
+    if record.actor:
+        return record.actor
+    if record.version > 1 and isinstance(record, _ACTIONS):
+        named = _claimed(record, "presenter")
+        if named is not None:
+            return f"{named} (claimed by the reporter)"
+    return "an unknown presenter"
+
+
+def classify_record(record: Record) -> list[tuple[str, str]]:
+    """Findings that one record proves by itself: ``(code, message)`` pairs."""
     out: list[tuple[str, str]] = []
-    who = event.actor or "an unknown presenter"
-    if event.kind.startswith("action.") and attrs.get("unattributed"):
-        executor = attrs.get("executor", "a service")
-        text = f"{executor} performed {event.action or 'an action'} requested by {who} with no verifiable task token"
-        claimed = attrs.get("claimed_initiator")
-        if isinstance(claimed, str):
-            text += f" (claimed to be on behalf of {claimed})"
-        reason = attrs.get("reason")
-        if isinstance(reason, str) and reason:
-            text += f": {reason}"
-        out.append(("UNATTRIBUTED_ACTION", text))
+    if isinstance(record, _ACTIONS):
+        who = _presenter(record)
+        if record.unattributed:
+            out.append(("UNATTRIBUTED_ACTION", _unattributed(record, who)))
+        reported_code = _reported_refusal(record)
+        if reported_code is not None:
+            out.extend(_as_reported(record, who, reported_code))
+        else:
+            out.extend(_by_code(record, record.error, who))
+    elif isinstance(record, Refusal):
+        out.extend(_by_code(record, record.error, _presenter(record)))
+    elif isinstance(record, TaskStarted) and record.initiator_kind != "user":
+        out.append(
+            (
+                "AUTONOMOUS_ACTION",
+                f"task started by {record.initiator} ({record.initiator_kind}), not a human",
+            )
+        )
+    return out
+
+
+def _unattributed(record: _Action, who: str) -> str:
+    text = (
+        f"{record.executor} performed {record.action or 'an action'} requested by {who} "
+        "with no verifiable task token"
+    )
+    initiator = _claimed(record, "claimed_initiator")
+    if initiator is not None:
+        text += f" (claimed to be on behalf of {initiator})"
+    if record.reason:
+        text += f": {record.reason}"
+    return text
+
+
+def _reported_refusal(record: _Action) -> str | None:
+    """The refusal code a service reported for a presentation the authority verified, or None.
+
+    Only version 2 keeps the service's code apart from the authority's (version 1 wrote either as
+    ``error``, and is read as it always was). A presentation the authority could not verify has
+    its own ``error``, which is the evidence; the service's code then adds nothing.
+    """
+    if record.version == 1 or record.error is not None or record.unattributed:
+        return None
+    if record.token is None or record.actor is None:
+        return None
+    return _claimed(record, "refusal")
+
+
+def _by_code(record: _Action | Refusal, error: str | None, who: str) -> list[tuple[str, str]]:
+    """Findings named by the authority's own refusal code (or, in version 1, the recorded one)."""
+    out: list[tuple[str, str]] = []
+    kind = record.kind.value
     if error in _REPLAY_CODES:
-        holder = attrs.get("holder")
+        holder = record.holder if isinstance(record, _ACTIONS) else None
         text = f"{who} presented a token"
-        if isinstance(holder, str):
+        if holder is not None:
             text += f" held by {holder}"
         text += (
             " with a proof from another key"
             if error == "key_binding_mismatch"
             else " with a reused proof"
         )
-        out.append(("TOKEN_REPLAY", text + f"; refused ({event.kind})"))
-    if error == "scope_escalation" or (event.kind == "hop.denied" and _escalates(event, attrs)):
-        held = attrs.get("held_scope")
-        asked = " ".join(event.scope or [])
-        text = f"{who} asked for scope `{asked}`"
-        if isinstance(held, list):
-            text += f" while holding `{' '.join(str(s) for s in held)}`"
-        out.append(("SCOPE_ESCALATION", text + f"; denied and recorded ({event.kind})"))
+        out.append(("TOKEN_REPLAY", text + f"; refused ({kind})"))
+    held = record.held_scope if isinstance(record, HopDenied) else None
+    if error == "scope_escalation" or _escalates(record, held):
+        text = f"{who} asked for scope `{' '.join(record.scope or ())}`"
+        if held is not None:
+            text += f" while holding `{' '.join(held)}`"
+        out.append(("SCOPE_ESCALATION", text + f"; denied and recorded ({kind})"))
     if error in _STALE_CODES:
+        what = "expired" if error == "expired" else "been revoked or ended"
         out.append(
             (
                 "EXPIRED_OR_REVOKED_AUTHORITY",
-                f"{who} used authority that had {'expired' if error == 'expired' else 'been revoked or ended'}"
-                f"; refused ({event.kind})",
+                f"{who} used authority that had {what}; refused ({kind})",
             )
         )
     if error == "policy_denied" and not any(code == "SCOPE_ESCALATION" for code, _ in out):
-        reasons = (event.decision or {}).get("reasons") or []
-        text = f"{event.action or event.kind} by {who} was denied by policy"
+        decision = record.decision if isinstance(record, Refusal) else None
+        reasons = (decision or {}).get("reasons") or []
+        text = f"{record.action or kind} by {who} was denied by policy"
         if reasons:
             text += ": " + "; ".join(str(r) for r in reasons)
         out.append(("POLICY_DENIED", text))
-    if event.kind == "task.started" and attrs.get("initiator_kind") not in (None, "user"):
-        out.append(
-            (
-                "AUTONOMOUS_ACTION",
-                f"task started by {event.initiator} ({attrs.get('initiator_kind')}), not a human",
-            )
-        )
     return out
 
 
-def _escalates(event: AuditEvent, attrs: dict[str, Any]) -> bool:
-    held = attrs.get("held_scope")
-    if not isinstance(held, list) or not event.scope:
+def _as_reported(record: _Action, who: str, code: str) -> list[tuple[str, str]]:
+    """Findings named by a service's own refusal of a verified presentation, worded as its report.
+
+    The service authenticated itself and the presentation verified, so who presented is evidence;
+    why the service refused is its word, and the finding says so.
+    """
+    by = f"{record.executor} reports that"
+    kind = record.kind.value
+    if code in _REPLAY_CODES:
+        how = "a proof from another key" if code == "key_binding_mismatch" else "a reused proof"
+        return [("TOKEN_REPLAY", f"{by} {who} presented a token with {how}; refused ({kind})")]
+    if code == "scope_escalation":
+        scope = " ".join(record.scope or ())
+        return [
+            (
+                "SCOPE_ESCALATION",
+                f"{by} {record.action} by {who} needs more than the token's scope `{scope}`; "
+                f"refused ({kind})",
+            )
+        ]
+    if code in _STALE_CODES:
+        what = "expired" if code == "expired" else "been revoked or ended"
+        return [
+            (
+                "EXPIRED_OR_REVOKED_AUTHORITY",
+                f"{by} {who} used authority that had {what}; refused ({kind})",
+            )
+        ]
+    if code == "policy_denied":
+        return [("POLICY_DENIED", f"{by} its policy denied {record.action} by {who}")]
+    return []
+
+
+def _escalates(record: Record, held: tuple[str, ...] | None) -> bool:
+    if not isinstance(record, HopDenied) or held is None or not record.scope:
         return False
-    return not set(event.scope).issubset(set(held))
+    return not set(record.scope).issubset(set(held))
 
 
 def _chain_gap(
-    event: AuditEvent, attrs: dict[str, Any], issued: dict[str, tuple[int, str | None]]
+    record: Record, issued: dict[str, tuple[int, str | None]]
 ) -> tuple[str, list[int]] | None:
     """A use of a token (an action, or a hop from it) whose issuance is not in the log before it."""
-    if event.kind.startswith("action.") and event.token and isinstance(attrs.get("jti"), str):
-        jti, named = attrs["jti"], attrs.get("log")
-        what = f"the token presented at {event.kind}"
-    elif event.kind in ("hop.granted", "hop.denied") and isinstance(attrs.get("parent_jti"), str):
-        jti, named = attrs["parent_jti"], attrs.get("parent_log")
-        what = f"the parent token of {event.kind}"
+    if isinstance(record, _ACTIONS) and record.token and record.jti is not None:
+        jti, named = record.jti, record.log
+        what = f"the token presented at {record.kind.value}"
+    elif isinstance(record, HopGranted | HopDenied) and record.parent_jti is not None:
+        jti, named = record.parent_jti, record.parent_log
+        what = f"the parent token of {record.kind.value}"
     else:
         return None
     found = issued.get(jti)
     if found is None:
         return (f"{what} (jti {jti}) has no issuance entry earlier in the log", [])
-    if named != found[0] or found[1] != event.txn:
+    if named != found[0] or found[1] != task_of(record):
         return (
             f"{what} (jti {jti}) names issuance entry {named}, but the log issued it at "
             f"entry {found[0]}",
@@ -110,45 +226,84 @@ def _chain_gap(
     return None
 
 
-def scan_events(entries: Iterable[tuple[int, AuditEvent]]) -> list[Finding]:
-    """Findings over many entries, in log order: per-entry rules, then cross-entry rules."""
+class _Identities:
+    """Who acted for whom, with and without a task token: the input of ``SHARED_IDENTITY``.
+
+    An identity or initiator known only from a reporter's claim (version 2) is remembered as such,
+    so the finding can label it.
+    """
+
+    def __init__(self) -> None:
+        # identity -> initiator -> the entries that show it
+        self.untokened: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self.tokened: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self.claimed_identities: set[str] = set()
+        self.claimed_initiators: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, index: int, record: _Action) -> None:
+        identity = record.actor
+        by_claim = False
+        if record.version > 1 and identity is None:
+            identity, by_claim = _claimed(record, "presenter"), True
+        if identity is None or identity == "unknown":
+            return
+        if record.unattributed and not record.token:
+            initiator: Any = (record.reported or {}).get("claimed_initiator")
+            name = str(initiator) if initiator else "(unknown)"
+            self.untokened[identity][name].append(index)
+            if record.version > 1:
+                if by_claim:
+                    self.claimed_identities.add(identity)
+                if initiator:
+                    self.claimed_initiators[identity].add(name)
+        elif record.token and record.initiator and not by_claim:
+            self.tokened[identity][record.initiator].append(index)
+
+    def findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        for identity, by_initiator in self.untokened.items():
+            proven = set(self.tokened.get(identity, {}))
+            initiators = set(by_initiator) | proven
+            if len(initiators) < 2:
+                continue
+            evidence = [i for idx in by_initiator.values() for i in idx]
+            claims = self.claimed_initiators.get(identity, set()) - proven
+            named = [
+                f"{i} (claimed)" if i in claims else i
+                for i in sorted(i for i in initiators if i != "(unknown)")
+            ]
+            who = identity
+            if identity in self.claimed_identities:
+                who += " (claimed by the reporter)"
+            out.append(
+                make_finding(
+                    "SHARED_IDENTITY",
+                    f"{who} acted for {len(initiators)} initiators"
+                    + (f" ({', '.join(named)})" if named else "")
+                    + " without per-task chains: its actions cannot be told apart",
+                    evidence,
+                )
+            )
+        return out
+
+
+def scan_records(entries: Iterable[tuple[int, Record]]) -> list[Finding]:
+    """Findings over many records, in log order: per-record rules, then cross-record rules."""
     findings: list[Finding] = []
-    # identity -> initiators it acted for without a task token, and the entries that show it
-    untokened: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    tokened: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    identities = _Identities()
     # jti -> (index, txn) of every issuance seen so far: a token is issued before it is used, so
     # in log order a use whose issuance was not seen is a gap (or a forged entry).
     issued: dict[str, tuple[int, str | None]] = {}
-    for index, event in entries:
-        for code, message in classify_event(event):
-            findings.append(make_finding(code, message, [index], txn=event.txn))
-        attrs = event.attrs or {}
-        gap = _chain_gap(event, attrs, issued)
+    for index, record in entries:
+        txn = task_of(record)
+        for code, message in classify_record(record):
+            findings.append(make_finding(code, message, [index], txn=txn))
+        gap = _chain_gap(record, issued)
         if gap is not None:
-            findings.append(make_finding("CHAIN_GAP", gap[0], [index, *gap[1]], txn=event.txn))
-        if event.kind in _ISSUANCE_KINDS and isinstance(attrs.get("jti"), str):
-            issued[attrs["jti"]] = (index, event.txn)
-        if not event.kind.startswith("action.") or event.actor in (None, "unknown"):
-            continue
-        assert event.actor is not None
-        if attrs.get("unattributed") and not event.token:
-            claimed = attrs.get("claimed_initiator")
-            untokened[event.actor][str(claimed) if claimed else "(unknown)"].append(index)
-        elif event.token and event.initiator:
-            tokened[event.actor][event.initiator].append(index)
-    for identity, by_initiator in untokened.items():
-        initiators = set(by_initiator) | set(tokened.get(identity, {}))
-        if len(initiators) < 2:
-            continue
-        evidence = [i for idx in by_initiator.values() for i in idx]
-        named = sorted(i for i in initiators if i != "(unknown)")
-        findings.append(
-            make_finding(
-                "SHARED_IDENTITY",
-                f"{identity} acted for {len(initiators)} initiators"
-                + (f" ({', '.join(named)})" if named else "")
-                + " without per-task chains: its actions cannot be told apart",
-                evidence,
-            )
-        )
+            findings.append(make_finding("CHAIN_GAP", gap[0], [index, *gap[1]], txn=txn))
+        if isinstance(record, Issuance):
+            issued[record.jti] = (index, txn)
+        if isinstance(record, _ACTIONS):
+            identities.add(index, record)
+    findings.extend(identities.findings())
     return findings

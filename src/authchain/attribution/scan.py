@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from authchain.attribution.findings import Finding, make_finding
-from authchain.attribution.rules import scan_events
-from authchain.audit.events import AuditEvent
+from authchain.attribution.rules import scan_records
+from authchain.audit.records import Record, read
 from authchain.audit.store import LogStore
 from authchain.errors import AuthchainError, LogIntegrityError
 
@@ -28,33 +28,40 @@ def findings(store: LogStore, *, txn: str | None = None, verify: bool = True) ->
             out.append(
                 make_finding("LOG_INTEGRITY", f"the log does not verify: {exc.message}", evidence)
             )
-    unreadable: list[int] = []
-    out.extend(scan_events(_readable(store, txn, unreadable)))
-    # An entry whose stored bytes are no longer an event is itself evidence of tampering; the
-    # others are still scanned rather than lost with it.
-    for index in unreadable:
+    unreadable: list[tuple[int, str]] = []
+    out.extend(scan_records(_readable(store, txn, unreadable)))
+    # An entry whose stored bytes are no longer an event, or whose event is not a record the
+    # authority writes, is itself evidence of tampering; the others are still scanned rather than
+    # lost with it.
+    for index, message in unreadable:
         if index not in flagged:
-            out.append(
-                make_finding("LOG_INTEGRITY", f"entry {index} is not a valid event", [index])
-            )
+            out.append(make_finding("LOG_INTEGRITY", message, [index]))
     return out
 
 
 def _readable(
-    store: LogStore, txn: str | None, unreadable: list[int]
-) -> Iterator[tuple[int, AuditEvent]]:
+    store: LogStore, txn: str | None, unreadable: list[tuple[int, str]]
+) -> Iterator[tuple[int, Record]]:
     if txn is not None:
         try:
-            # A list: if one of the task's entries does not parse, this raises before yielding.
-            yield from store.events_for_task(txn)
-            return
+            # Read whole: if one of the task's entries is not a valid record, this raises before
+            # yielding anything.
+            task = [(index, read(event, index)) for index, event in store.events_for_task(txn)]
         except LogIntegrityError:
-            pass  # read the log entry by entry instead, skipping what does not parse
+            pass  # read the log entry by entry instead, skipping what does not read
+        else:
+            yield from task
+            return
     for entry in store.raw_entries(0, store.size()):
         try:
             event = entry.event()
         except AuthchainError:
-            unreadable.append(entry.index)
+            unreadable.append((entry.index, f"entry {entry.index} is not a valid event"))
+            continue
+        try:
+            record = read(event, entry.index)
+        except LogIntegrityError as exc:
+            unreadable.append((entry.index, exc.message))
             continue
         if txn is None or event.txn == txn:
-            yield entry.index, event
+            yield entry.index, record

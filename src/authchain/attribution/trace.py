@@ -1,13 +1,18 @@
 """``trace``: rebuild the authority path of any event from the log alone.
 
-For an action, the path runs backwards from the presented token: the action event names the token's
-issuance entry (its ``log`` claim) and ``jti``; each issuance entry (``hop.granted``) names its parent
-token's hash, ``jti`` and issuance entry; the walk ends at ``task.started``, which names the initiator.
-Every step is checked: the entry is in the log (an inclusion proof against the signed checkpoint,
-with the leaf hash recomputed from the stored bytes), it is the kind of entry it should be, it belongs
-to the same task and initiator, it issued the token the next step says it did, and the actors it
-names are the actors the action's chain names. Anything that does not hold is a finding, and the
-verdict is ``broken``.
+For an action, the path runs backwards from the presented token: the action record names the
+token's issuance entry (its ``log`` claim) and ``jti``; each issuance record (``hop.granted``) names
+its parent token's hash, ``jti`` and issuance entry; the walk ends at ``task.started``, which names
+the initiator. The walk is :func:`authchain.audit.lineage.lineage`, the one the authority uses too;
+here its reader is the walker's, which proves every entry it reads: the entry is in the log (an
+inclusion proof against the signed checkpoint, with the leaf hash recomputed from the stored bytes)
+and is a valid record of its kind. The walk checks that each entry is an issuance of the same task
+that issued the token the step before named; here, that the actors it proves are the actors the
+event's chain names, and that every issuance was allowed. Anything that does not hold is a finding,
+and the verdict is ``broken``.
+
+What a caller supplied with the event (``record.reported``) is never part of the path: the report
+carries it apart, as ``claims``.
 """
 
 from __future__ import annotations
@@ -16,17 +21,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authchain.attribution.findings import Finding, make_finding
-from authchain.attribution.rules import classify_event
+from authchain.attribution.rules import classify_record, task_of
 from authchain.audit.checkpoint import SignedCheckpoint
-from authchain.audit.events import AuditEvent
+from authchain.audit.lineage import ChainGap, lineage
 from authchain.audit.merkle import leaf_hash, verify_inclusion
+from authchain.audit.records import (
+    ActionInvoked,
+    ActionRefused,
+    HopDenied,
+    Issuance,
+    KeyRotated,
+    Record,
+    Refusal,
+    TaskDenied,
+    TaskEnded,
+    TaskRevoked,
+    TaskStarted,
+    TokenRevoked,
+    WorkloadRegistered,
+    read,
+)
 from authchain.audit.store import LogStore
 from authchain.errors import AuthchainError, LogIntegrityError, NotFoundError
 
 __all__ = ["ChainEntry", "Report", "trace"]
 
-ISSUANCE_KINDS = frozenset({"task.started", "hop.granted", "federation.redeemed"})
 _BREAKING = frozenset({"CHAIN_GAP", "LOG_INTEGRITY", "UNATTRIBUTED_ACTION"})
+_ACTIONS = (ActionInvoked, ActionRefused)
+# The kinds that name a task's initiator and chain in their envelope, and those that name an actor.
+_ON_A_PATH = (Issuance, Refusal, ActionInvoked, ActionRefused)
+_ACTED = (Issuance, Refusal, TokenRevoked, TaskRevoked, TaskEnded, WorkloadRegistered, KeyRotated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +82,12 @@ class ChainEntry:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The attribution report of one event: the three answers, the path, the verdict, the evidence."""
+    """The attribution report of one event: the three answers, the path, the verdict, the evidence.
+
+    ``claims`` is what a caller supplied with the event (a service's presenter, the initiator it
+    claims, its refusal code, its own attributes): shown for the investigator, never evidence, and
+    labelled as a claim wherever it is rendered.
+    """
 
     event: dict[str, Any]
     task: str | None
@@ -68,6 +97,7 @@ class Report:
     verdict: str
     findings: tuple[Finding, ...]
     log: dict[str, Any]
+    claims: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +110,7 @@ class Report:
             "verdict": self.verdict,
             "findings": [f.to_dict() for f in self.findings],
             "log": self.log,
+            "claims": dict(self.claims),
         }
 
 
@@ -89,6 +120,8 @@ class _Walker:
         self.findings: list[Finding] = []
         self.broken = False
         self._verified: set[int] = set()
+        #: Entries that are canonical events but not valid records, and why.
+        self.invalid: dict[int, str] = {}
         self.checkpoint: SignedCheckpoint | None = None
         self.size = 0
         try:
@@ -112,8 +145,12 @@ class _Walker:
         if code in _BREAKING:
             self.broken = True
 
-    def entry(self, index: int) -> AuditEvent | None:
-        """The event at ``index`` if it is in the log and its inclusion verifies, else None."""
+    def entry(self, index: int) -> Record | None:
+        """The record at ``index`` if it is in the log, else None.
+
+        An entry whose inclusion does not verify is still returned (flagged ``LOG_INTEGRITY``), so
+        the report shows what the log claims; one that is not a valid record of its kind is not.
+        """
         if index < 0 or index >= self.size:
             return None
         try:
@@ -146,18 +183,22 @@ class _Walker:
                     event.txn,
                 )
             self._verified.add(index)
-        return event
+        try:
+            return read(event, index)
+        except LogIntegrityError as exc:
+            # A canonical event, but not one the authority writes (a detail member forged or of
+            # the wrong type): nothing in it is evidence.
+            self.flag("LOG_INTEGRITY", exc.message, [index], event.txn)
+            self.invalid[index] = exc.message
+            return None
 
 
-def _executor(event: AuditEvent) -> dict[str, Any] | None:
-    attrs = event.attrs or {}
-    if event.kind.startswith("action."):
-        executor = attrs.get("executor")
-        if isinstance(executor, str):
-            return {"id": executor, "kind": attrs.get("executor_kind", "unknown")}
-        return None
-    if event.actor:
-        return {"id": event.actor, "kind": _kind_of(event.actor)}
+def _executor(record: Record) -> dict[str, Any] | None:
+    if isinstance(record, _ACTIONS):
+        # The service that reported the action, authenticated by its own key.
+        return {"id": record.executor, "kind": record.executor_kind}
+    if isinstance(record, _ACTED) and record.actor:
+        return {"id": record.actor, "kind": _kind_of(record.actor)}
     return None
 
 
@@ -168,6 +209,18 @@ def _kind_of(principal: str) -> str:
             return first[1]
         return "workload"
     return "user"
+
+
+def _start(record: Record, index: int) -> tuple[str | None, str | None, int | None, str] | None:
+    """Where the walk starts: the hash, jti and issuance entry of the token the record is about,
+    and the name of the member that links to it (for a message when it is unusable)."""
+    if isinstance(record, Issuance):
+        return None, record.jti, index, "log"
+    if isinstance(record, HopDenied):
+        return record.parent_token, record.parent_jti, record.parent_log, "parent_log"
+    if isinstance(record, _ACTIONS) and record.token:
+        return record.token, record.jti, record.log, "log"
+    return None
 
 
 def trace(
@@ -186,126 +239,27 @@ def trace(
         index, _ = found
     assert index is not None
     walker = _Walker(store)
-    event = walker.entry(index)
-    if event is None:
+    record = walker.entry(index)
+    if record is None:
+        if index in walker.invalid:
+            raise NotFoundError(f"no valid event at index {index}: {walker.invalid[index]}")
         raise NotFoundError(f"no event at index {index} (the log's signed size is {walker.size})")
-    txn = event.txn
-    attrs = event.attrs or {}
-
-    for code, message in classify_event(event):
+    txn = task_of(record)
+    for code, message in classify_record(record):
         walker.flag(code, message, [index], txn)
 
-    # Where the walk starts: the issuance entry of the token this event is about.
     chain: list[ChainEntry] = []
-    expected_hash: str | None
-    expected_jti: Any
-    start: Any
-    if event.kind in ISSUANCE_KINDS:
-        expected_hash, expected_jti, start = None, attrs.get("jti"), index
-    elif event.kind in ("hop.denied",) or (event.kind.startswith("action.") and event.token):
-        if event.kind == "hop.denied":
-            expected_hash, expected_jti, start = (
-                event.parent_token,
-                attrs.get("parent_jti"),
-                attrs.get("parent_log"),
-            )
-        else:
-            expected_hash, expected_jti, start = event.token, attrs.get("jti"), attrs.get("log")
-    else:
-        expected_hash, expected_jti, start = None, None, None
-
     initiator: dict[str, Any] | None = None
-    if start is not None:
-        if not isinstance(start, int):
-            walker.flag("CHAIN_GAP", "the token names no issuance entry in the log", [index], txn)
-        else:
-            cursor: int | None = start
-            seen: set[int] = set()
-            while cursor is not None:
-                if cursor in seen or len(seen) > 64:
-                    walker.flag("CHAIN_GAP", "the issuance entries form a loop", [cursor], txn)
-                    break
-                seen.add(cursor)
-                issued = walker.entry(cursor)
-                if issued is None or issued.kind not in ISSUANCE_KINDS:
-                    walker.flag(
-                        "CHAIN_GAP",
-                        f"the issuance of token {expected_hash or '(this token)'} is not in the log "
-                        f"at index {cursor}",
-                        [index, cursor] if issued is not None else [index],
-                        txn,
-                    )
-                    break
-                iattrs = issued.attrs or {}
-                if expected_jti is not None and iattrs.get("jti") != expected_jti:
-                    walker.flag(
-                        "CHAIN_GAP",
-                        f"entry {cursor} did not issue the token with jti {expected_jti}",
-                        [index, cursor],
-                        txn,
-                    )
-                    break
-                if txn is not None and issued.txn != txn:
-                    walker.flag(
-                        "CHAIN_GAP",
-                        f"entry {cursor} belongs to task {issued.txn}, not {txn}",
-                        [index, cursor],
-                        txn,
-                    )
-                    break
-                holder = issued.chain[-1] if issued.chain else (issued.actor or "unknown")
-                chain.append(
-                    ChainEntry(holder, expected_hash, cursor, issued.kind, issued.decision)
-                )
-                if issued.kind == "task.started":
-                    initiator = {
-                        "id": issued.initiator,
-                        "kind": iattrs.get("initiator_kind", "user"),
-                    }
-                    if event.initiator is not None and event.initiator != issued.initiator:
-                        walker.flag(
-                            "CHAIN_GAP",
-                            f"the event names initiator {event.initiator} but the task was "
-                            f"started by {issued.initiator}",
-                            [index, cursor],
-                            txn,
-                        )
-                    cursor = None
-                else:
-                    expected_hash = issued.parent_token
-                    expected_jti = iattrs.get("parent_jti")
-                    parent_log = iattrs.get("parent_log")
-                    if not isinstance(parent_log, int):
-                        walker.flag(
-                            "CHAIN_GAP",
-                            f"entry {cursor} names no issuance entry for its parent token",
-                            [index, cursor],
-                            txn,
-                        )
-                        break
-                    cursor = parent_log
-            chain.reverse()
-            actors = [c.actor for c in chain]
-            claimed = list(event.chain or [])
-            if event.kind == "hop.denied":
-                claimed = claimed[: len(actors)]
-            if initiator is not None and claimed and claimed != actors:
-                walker.flag(
-                    "CHAIN_GAP",
-                    f"the event's chain {claimed} is not the chain the log proves {actors}",
-                    [index, *(c.index for c in chain)],
-                    txn,
-                )
-            for entry in chain:
-                if (entry.decision or {}).get("effect") != "allow":
-                    walker.flag(
-                        "CHAIN_GAP",
-                        f"entry {entry.index} issued a token without an allowing decision",
-                        [entry.index],
-                        txn,
-                    )
-    elif event.kind.startswith(("task.", "hop.")) and event.initiator is not None:
-        initiator = {"id": event.initiator, "kind": attrs.get("initiator_kind", "user")}
+    start = _start(record, index)
+    if start is not None and start[2] is not None:
+        chain, initiator = _walk(walker, record, index, start[0], start[1], start[2])
+    elif start is not None and record.version == 1 and _named(record, start[3]):
+        # Release 0.1 kept the link among caller-writable attributes, so a link that is not an
+        # index reads as absent; it was always a gap, and still is.
+        walker.flag("CHAIN_GAP", "the token names no issuance entry in the log", [index], txn)
+    elif isinstance(record, TaskDenied | HopDenied) and record.initiator is not None:
+        kind = record.initiator_kind if isinstance(record, TaskDenied) else None
+        initiator = {"id": record.initiator, "kind": kind or "user"}
 
     if initiator is not None and initiator.get("kind") != "user":
         walker.flag(
@@ -315,19 +269,16 @@ def trace(
             txn,
         )
 
+    is_action = isinstance(record, _ACTIONS)
     checkpoint = walker.checkpoint
     log = {
         "size": walker.size,
         "root": checkpoint.root_hash.hex() if checkpoint is not None else None,
         "checkpoint": checkpoint.text if checkpoint is not None else None,
     }
-    verdict = (
-        "broken"
-        if walker.broken or (event.kind.startswith("action.") and not chain)
-        else "complete"
-    )
+    verdict = "broken" if walker.broken or (is_action and not chain) else "complete"
     if (
-        event.kind.startswith("action.")
+        is_action
         and not chain
         and not any(f.code == "UNATTRIBUTED_ACTION" for f in walker.findings)
     ):
@@ -335,12 +286,78 @@ def trace(
             "UNATTRIBUTED_ACTION", "the action has no verifiable authority path", [index], txn
         )
     return Report(
-        event={"id": event.id, "index": index, "kind": event.kind},
+        event={"id": record.id, "index": index, "kind": record.kind.value},
         task=txn,
         initiator=initiator,
-        executor=_executor(event),
+        executor=_executor(record),
         chain=tuple(chain),
         verdict=verdict,
         findings=tuple(walker.findings),
         log=log,
+        claims=dict(record.reported or {}),
     )
+
+
+def _named(record: Record, member: str) -> bool:
+    return (record.reported or {}).get(member) is not None
+
+
+def _walk(
+    walker: _Walker,
+    record: Record,
+    index: int,
+    token: str | None,
+    jti: str | None,
+    start: int,
+) -> tuple[list[ChainEntry], dict[str, Any] | None]:
+    """The path the log proves from the issuance at ``start``, first actor to last, and its
+    initiator; every step that does not hold is flagged on ``walker``."""
+    txn = task_of(record)
+    steps: list[Issuance] = []
+    try:
+        for issued in lineage(walker.entry, start, jti=jti, txn=txn, token=token):
+            steps.append(issued)
+    except ChainGap as gap:
+        walker.flag("CHAIN_GAP", gap.message, [index, *gap.evidence], txn)
+
+    chain: list[ChainEntry] = []
+    for issued in steps:
+        assert issued.index is not None  # set by the walker's reader
+        chain.append(
+            ChainEntry(issued.holder, token, issued.index, issued.kind.value, issued.decision)
+        )
+        token = issued.parent_token
+    initiator: dict[str, Any] | None = None
+    root = steps[-1] if steps else None
+    if isinstance(root, TaskStarted):
+        initiator = {"id": root.initiator, "kind": root.initiator_kind}
+        named = record.initiator if isinstance(record, _ON_A_PATH) else None
+        if named is not None and named != root.initiator:
+            walker.flag(
+                "CHAIN_GAP",
+                f"the event names initiator {named} but the task was started by {root.initiator}",
+                [index, chain[-1].index],
+                txn,
+            )
+    chain.reverse()
+
+    actors = [c.actor for c in chain]
+    claimed = list(record.chain or []) if isinstance(record, _ON_A_PATH) else []
+    if isinstance(record, HopDenied):
+        claimed = claimed[: len(actors)]
+    if initiator is not None and claimed and claimed != actors:
+        walker.flag(
+            "CHAIN_GAP",
+            f"the event's chain {claimed} is not the chain the log proves {actors}",
+            [index, *(c.index for c in chain)],
+            txn,
+        )
+    for entry in chain:
+        if (entry.decision or {}).get("effect") != "allow":
+            walker.flag(
+                "CHAIN_GAP",
+                f"entry {entry.index} issued a token without an allowing decision",
+                [entry.index],
+                txn,
+            )
+    return chain, initiator

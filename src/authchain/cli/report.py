@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -37,8 +38,19 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def _e(value: Any) -> str:
+    """``value`` as text that rich prints verbatim: log entries are untrusted, and an action name
+    holding ``[/]`` or ``[conceal]`` must neither break the report nor hide part of it."""
+    return escape(str(value))
+
+
+def _claim_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
 def render_report(console: Console, report: Report, *, title: str = "Attribution report") -> None:
-    """The three answers, the path with its policies, the verdict, the findings."""
+    """The three answers, the path with its policies, the verdict, the findings, and apart from
+    them what the reporter claimed."""
     event = report.event
     initiator = report.initiator or {}
     executor = report.executor or {}
@@ -46,20 +58,34 @@ def render_report(console: Console, report: Report, *, title: str = "Attribution
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    head.add_row("Event", f"#{event['index']} {event['kind']}  ({event['id']})")
-    head.add_row("Task", str(report.task or "-"))
+    head.add_row("Event", f"#{_e(event['index'])} {_e(event['kind'])}  ({_e(event['id'])})")
+    head.add_row("Task", _e(report.task or "-"))
     head.add_row(
         "Who initiated it?",
-        f"{initiator.get('id', 'unknown')} ({initiator.get('kind', '?')})"
+        f"{_e(initiator.get('id', 'unknown'))} ({_e(initiator.get('kind', '?'))})"
         if initiator
         else "unknown",
     )
     head.add_row(
         "Which identity executed it?",
-        f"{executor.get('id', 'unknown')} ({executor.get('kind', '?')})" if executor else "unknown",
+        f"{_e(executor.get('id', 'unknown'))} ({_e(executor.get('kind', '?'))})"
+        if executor
+        else "unknown",
     )
     head.add_row("Verdict", Text(report.verdict, style=verdict_style))
     console.print(Panel(head, title=title, expand=False))
+
+    if report.claims:
+        # What a caller supplied: shown, so the investigator can weigh it, and labelled, so it is
+        # never read as what the log proves.
+        console.print("[bold]What the reporter claimed[/bold] [dim](claims, not evidence)[/dim]")
+        for name, value in report.claims.items():
+            console.print(
+                Text.assemble(
+                    "  " + f"{name}".ljust(18) + " ", _claim_text(value), (" (claimed)", "dim")
+                ),
+                highlight=False,
+            )
 
     # Blocks rather than a table: SPIFFE IDs, hashes and reasons stay whole and copyable.
     console.print("[bold]What allowed each delegation?[/bold]")
@@ -68,27 +94,31 @@ def render_report(console: Console, report: Report, *, title: str = "Attribution
     for n, entry in enumerate(report.chain, 1):
         decision = entry.decision or {}
         console.print(
-            f"  [bold]{n}.[/bold] {entry.actor}  [dim]({entry.kind}, log #{entry.index})[/dim]"
+            f"  [bold]{n}.[/bold] {_e(entry.actor)}  "
+            f"[dim]({_e(entry.kind)}, log #{entry.index})[/dim]",
+            highlight=False,
         )
-        console.print(f"     token      {entry.token or '(issued by this event)'}")
-        console.print(f"     decision   {decision.get('effect', '?')}  {decision.get('id', '')}")
+        console.print(f"     token      {_e(entry.token or '(issued by this event)')}")
+        console.print(
+            f"     decision   {_e(decision.get('effect', '?'))}  {_e(decision.get('id', ''))}"
+        )
         for policy, reason in zip(
             decision.get("policies") or [], decision.get("reasons") or [], strict=False
         ):
-            console.print(f"     policy     {policy}: {reason}")
-        console.print(f"     policy set {decision.get('policy_set_hash', '?')}")
+            console.print(f"     policy     {_e(policy)}: {_e(reason)}", highlight=False)
+        console.print(f"     policy set {_e(decision.get('policy_set_hash', '?'))}")
     render_findings(console, report.findings, title="Findings for this event")
     log = report.log
-    console.print(f"[dim]log size {log.get('size')}, root {log.get('root')}[/dim]")
+    console.print(f"[dim]log size {_e(log.get('size'))}, root {_e(log.get('root'))}[/dim]")
 
 
 def render_findings(
     console: Console, items: tuple[Finding, ...] | list[Finding], *, title: str
 ) -> None:
     if not items:
-        console.print(f"[bold]{title}:[/bold] none")
+        console.print(f"[bold]{_e(title)}:[/bold] none")
         return
-    console.print(f"[bold]{title}[/bold] ({len(items)})")
+    console.print(f"[bold]{_e(title)}[/bold] ({len(items)})")
     for f in items:
         fw = f.frameworks
         style = _SEVERITY_STYLE.get(str(f.severity), "")
@@ -97,7 +127,8 @@ def render_findings(
             Text.assemble(("  " + str(f.severity).upper().ljust(9), style), (f.code, "bold")),
             f"[dim]log {evidence}[/dim]",
         )
-        console.print(f"    {f.message}", highlight=False)
+        # A message quotes the log (actions, principals, reasons): printed as plain text.
+        console.print(Text("    " + f.message), highlight=False)
         refs = [
             " ".join(fw.owasp_asi),
             " ".join(fw.owasp_threats),
@@ -135,17 +166,17 @@ def demo_command(
         _print_json(outcome.to_dict())
         return
     console = Console()
-    console.print(f"[bold]Authchain demo[/bold]: log written to {path}")
+    console.print(f"[bold]Authchain demo[/bold]: log written to {_e(path)}")
     for step in outcome.steps:
         index = step.get("index")
-        console.print(f"  [dim]#{index}[/dim] {step['step']}")
+        console.print(f"  [dim]#{_e(index)}[/dim] {_e(step['step'])}")
     console.print()
     render_report(console, outcome.report, title="The final tool action")
     console.print()
     render_findings(console, list(outcome.findings), title="Findings over the whole log")
     console.print(
-        f"\n[dim]Verify the log: authchain audit verify --db {path}\n"
-        f"Trace any entry: authchain trace --index N --db {path}[/dim]"
+        f"\n[dim]Verify the log: authchain audit verify --db {_e(path)}\n"
+        f"Trace any entry: authchain trace --index N --db {_e(path)}[/dim]"
     )
 
 
