@@ -83,8 +83,8 @@ def find_tool_action(authority: str, admin: str, tool_id: str, timeout: float) -
         ).json()
         for row in page["entries"]:
             event = row["event"]
-            attrs = event.get("attrs") or {}
-            if event["kind"] == "action.invoked" and attrs.get("executor") == tool_id:
+            detail = event.get("detail") or {}
+            if event["kind"] == "action.invoked" and detail.get("executor") == tool_id:
                 return dict(event)
         start = page["end"]
         time.sleep(0.2)

@@ -13,6 +13,7 @@ import pytest
 from _authority_world import RAW_JWT
 
 from authchain.audit.events import AuditEvent
+from authchain.audit.records import read
 from authchain.audit.store import LogStore, open_store
 from authchain.cli import main
 from authchain.demo import DemoOutcome, run_demo
@@ -42,16 +43,22 @@ def _events(store: LogStore) -> list[tuple[int, AuditEvent]]:
 
 
 def _only(store: LogStore, kind: str, **match: Any) -> int:
-    """The index of the one event of ``kind`` whose fields (or attrs) match."""
+    """The index of the one event of ``kind`` whose record members (or reported words) match."""
     found = []
     for index, event in _events(store):
         if event.kind != kind:
             continue
-        attrs = event.attrs or {}
-        if all(getattr(event, k, None) == v or attrs.get(k) == v for k, v in match.items()):
+        record = read(event, index)
+        reported = record.reported or {}
+        if all(getattr(record, k, None) == v or reported.get(k) == v for k, v in match.items()):
             found.append(index)
     assert len(found) == 1, (kind, match, found)
     return found[0]
+
+
+def _record(store: LogStore, index: int) -> Any:
+    """The typed record at ``index`` (``Any``: tests read each kind's own members)."""
+    return read(store.get(index), index)
 
 
 def _decision(decision: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +135,8 @@ def test_demo_chain_token_hashes_link_the_action_to_each_issuance(
     assert chain[-1].token == final.token
     for parent, child in zip(chain, chain[1:], strict=False):
         assert store.get(child.index).parent_token == parent.token
-        assert (store.get(child.index).attrs or {})["parent_log"] == parent.index
-    assert (final.attrs or {})["log"] == chain[-1].index
+        assert _record(store, child.index).parent_log == parent.index
+    assert _record(store, outcome.final_index).log == chain[-1].index
     assert final.chain == (PLANNER, CRM_AGENT, UPDATER)
     assert final.initiator == ALICE
     assert len({c.token for c in chain}) == 3
@@ -171,14 +178,16 @@ def test_demo_findings_are_exactly_the_scenarios_misdeeds_with_their_evidence(
     # The events behind them are what the scenario says happened.
     denied = store.get(escalation)
     assert (denied.actor, denied.resource, denied.scope) == (RESEARCH, UPDATER, ("crm:write",))
-    assert (denied.attrs or {})["held_scope"] == ["research:read"]
+    assert _record(store, escalation).held_scope == ("research:read",)
     for index in (legacy_alice, legacy_bob):
-        event = store.get(index)
-        assert (event.actor, event.token) == (LEGACY, None)
-        assert (event.attrs or {})["unattributed"] is True
-    refused = store.get(replay)
-    assert refused.actor == RESEARCH
-    assert (refused.attrs or {})["holder"] == CRM_AGENT
+        legacy = _record(store, index)
+        # Nobody proved who asked: the legacy job is only the reporter's word.
+        assert (legacy.actor, legacy.token) == (None, None)
+        assert (legacy.reported or {})["presenter"] == LEGACY
+        assert legacy.unattributed is True
+    refused = _record(store, replay)
+    assert refused.actor == RESEARCH  # its own proof's key is registered
+    assert refused.holder == CRM_AGENT
 
 
 def test_demo_findings_carry_severity_frameworks_and_task(
