@@ -284,9 +284,12 @@ class ReplayCache:
 
     Bounded memory: at most ``max_entries`` entries of a fixed size (a 128-bit hash of the key, not
     the key itself). When it holds ``max_entries`` unexpired entries it fails closed: the new proof is
-    refused with :class:`ReplayCacheFullError` rather than a live ``jti`` being forgotten, which would
-    let that proof be replayed. Size it to the peak proof rate times the acceptance window; pass
-    ``expected_jkt`` to :func:`verify_proof` so only holders of tokens consume entries.
+    refused with :class:`~authchain.errors.ReplayCacheFullError` rather than a live ``jti`` being
+    forgotten, which would let that proof be replayed. That error is a ``CapacityError`` (HTTP 503,
+    retry later), not a ``ReplayError`` nor any ``VerificationError``: nothing is wrong with the
+    proof, and an ``except ReplayError`` does not catch it. Size the cache to the peak proof rate
+    times the acceptance window; pass ``expected_jkt`` to
+    :func:`~authchain.tokens.dpop.verify_proof` so only holders of tokens consume entries.
 
     ``window`` is the longest retention the cache accepts: an entry that would need to be kept longer
     means the verifier's acceptance window is wider than the cache was sized for, a configuration
@@ -307,10 +310,13 @@ class ReplayCache:
         self._lock = threading.Lock()
 
     def check_and_store(self, key: str, expires_at: int, now: int) -> None:
-        """Record ``key`` until ``expires_at``, or raise :class:`ReplayError` if it is already held.
+        """Record ``key`` until ``expires_at``, or raise if it is already held.
 
-        Raises :class:`ReplayCacheFullError` (a ``ReplayError``) when full of unexpired entries, and
-        :class:`ConfigurationError` when ``expires_at`` is more than ``window`` seconds ahead.
+        Raises:
+            ReplayError: ``key`` is held: the proof is a replay.
+            ReplayCacheFullError: the cache is full of unexpired entries (a ``CapacityError``, not a
+                ``ReplayError``: the same proof may be accepted once entries expire).
+            ConfigurationError: ``expires_at`` is more than ``window`` seconds ahead.
         """
         if expires_at - now > self.window:
             raise ConfigurationError(
@@ -526,6 +532,11 @@ def verify_proof(
     :class:`IssuedInFutureError` (``iat`` outside the window), :class:`DPoPAccessTokenHashError`,
     :class:`KeyBindingError`, :class:`ReplayError`. Every one of them concerns the proof, so the HTTP
     layer answers ``invalid_dpop_proof`` (``use_dpop_nonce`` for the nonce error), RFC 9449 section 7.1.
+    The caller knows which proof this is (the requester's, or one a resource server reports) and
+    names it on the error with :meth:`~authchain.errors.AuthchainError.about`.
+
+    Also :class:`ReplayCacheFullError` (a ``CapacityError``: nothing is wrong with the proof, retry
+    later) and :class:`ConfigurationError` (the windows or nonce arguments are inconsistent).
     """
     if nonce is not None and nonce_source is not None:
         raise ConfigurationError("pass either an expected nonce or a nonce source, not both")
