@@ -1,4 +1,4 @@
-"""Shared builders for the task-token, hop and revocation tests (imported by module name)."""
+"""Shared builders for the task-token and hop tests (imported by module name)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import authchain.tokens as tokens
-from authchain.tokens import hop, revocation, task_token
+from authchain.tokens import hop, task_token
 
 
 def test_task_token_module_exports() -> None:
@@ -26,7 +26,7 @@ def test_task_token_module_exports() -> None:
     ]
 
 
-def test_hop_and_revocation_module_exports() -> None:
+def test_hop_module_exports() -> None:
     assert sorted(hop.__all__) == [
         "DEFAULT_HOP_LIFETIME",
         "DEFAULT_MAX_DEPTH",
@@ -35,14 +35,13 @@ def test_hop_and_revocation_module_exports() -> None:
         "derive_child_claims",
         "first_token_claims",
     ]
-    assert sorted(revocation.__all__) == ["IssuedToken", "RevocationSet"]
 
 
 def test_package_reexports_every_public_name_of_its_modules() -> None:
     from authchain.tokens import dpop, id_token, jws
 
     expected = set()
-    for module in (task_token, hop, revocation, dpop, id_token, jws):
+    for module in (task_token, hop, dpop, id_token, jws):
         expected |= set(module.__all__)
         for name in module.__all__:
             assert getattr(tokens, name) is getattr(module, name)

@@ -1,4 +1,4 @@
-"""Tokens: task tokens, the rules of a hop, revocation, DPoP proofs, ID tokens, and compact JWS."""
+"""Tokens: task tokens, the rules of a hop, DPoP proofs, ID tokens, and compact JWS."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ from authchain.tokens.jws import (
     parse_compact,
     sign_compact,
 )
-from authchain.tokens.revocation import IssuedToken, RevocationSet
 from authchain.tokens.task_token import (
     MAX_CHAIN_DEPTH,
     MAX_SKEW,
@@ -76,9 +75,6 @@ __all__ = [
     "HopRequest",
     "derive_child_claims",
     "first_token_claims",
-    # revocation
-    "IssuedToken",
-    "RevocationSet",
     # DPoP
     "DPOP_TYP",
     "MAX_PROOF_BYTES",
