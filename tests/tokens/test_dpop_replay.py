@@ -15,7 +15,8 @@ from authchain.errors import (
     ReplayError,
     VerificationError,
 )
-from authchain.tokens.dpop import NonceSource, ReplayCache
+from authchain.tokens.nonce import NonceSource
+from authchain.tokens.replay import ReplayCache
 
 NOW = 1_750_000_000
 

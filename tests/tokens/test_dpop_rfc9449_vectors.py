@@ -11,8 +11,10 @@ import pytest
 
 from authchain import errors
 from authchain.identity.keys import PublicKey
-from authchain.tokens.dpop import DPOP_TYP, ReplayCache, normalize_htu, verify_proof
+from authchain.tokens.dpop import DPOP_TYP, verify_proof
+from authchain.tokens.htu import normalize_htu
 from authchain.tokens.jws import parse_compact
+from authchain.tokens.replay import ReplayCache
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).resolve().parents[1] / "vectors" / "rfc9449_examples.json").read_text()

@@ -56,7 +56,7 @@ from authchain.sdk.tracing import (
     execute_tool,
     invoke_agent,
 )
-from authchain.tokens.dpop import ReplayCache
+from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import TrustList, verify_task_token
 
 __all__ = ["AuthchainMiddleware", "VerifiedCall", "requires_scope", "describe_action"]

@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authchain.server.errors import ApiError
-from authchain.tokens.dpop import NonceSource, ReplayCache
+from authchain.tokens.nonce import NonceSource
+from authchain.tokens.replay import ReplayCache
 
 if TYPE_CHECKING:
     from authchain.authority import Authority

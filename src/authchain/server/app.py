@@ -52,9 +52,10 @@ from authchain.server.errors import (
     problem_response,
 )
 from authchain.server.openapi import PROBLEM_CODES, openapi_document
-from authchain.tokens.dpop import NonceSource, verify_proof
+from authchain.tokens.dpop import verify_proof
 from authchain.tokens.hop import TOKEN_EXCHANGE_GRANT_TYPE
 from authchain.tokens.id_token import ID_TOKEN_TYPE
+from authchain.tokens.nonce import NonceSource
 from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN
 
 if TYPE_CHECKING:

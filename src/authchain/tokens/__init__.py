@@ -1,4 +1,5 @@
-"""Tokens: task tokens, the rules of a hop, DPoP proofs, ID tokens, and compact JWS."""
+"""Tokens: task tokens, the rules of a hop, DPoP proofs (with URL normalisation, the replay cache
+and server nonces), ID tokens, and compact JWS."""
 
 from __future__ import annotations
 
@@ -6,10 +7,7 @@ from authchain.tokens.dpop import (
     DPOP_TYP,
     MAX_PROOF_BYTES,
     DPoPProof,
-    NonceSource,
-    ReplayCache,
     create_proof,
-    normalize_htu,
     verify_proof,
 )
 from authchain.tokens.hop import (
@@ -20,6 +18,7 @@ from authchain.tokens.hop import (
     derive_child_claims,
     first_token_claims,
 )
+from authchain.tokens.htu import MAX_HTU_LENGTH, normalize_htu
 from authchain.tokens.id_token import (
     ID_TOKEN_TYPE,
     LocalIdentityProvider,
@@ -33,6 +32,8 @@ from authchain.tokens.jws import (
     parse_compact,
     sign_compact,
 )
+from authchain.tokens.nonce import NonceSource
+from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import (
     MAX_CHAIN_DEPTH,
     MAX_SKEW,
@@ -78,6 +79,7 @@ __all__ = [
     # DPoP
     "DPOP_TYP",
     "MAX_PROOF_BYTES",
+    "MAX_HTU_LENGTH",
     "DPoPProof",
     "NonceSource",
     "ReplayCache",
