@@ -40,13 +40,13 @@ from authchain.identity.keys import JWKS, KeyRing, PublicKey, SigningKey
 from authchain.identity.registry import PrincipalRecord, Registry, WorkloadRecord
 from authchain.identity.spiffe import SpiffeId
 from authchain.policy import Decision, Party, PolicyEngine, PolicyRequest
+from authchain.tokens.claims import TaskTokenClaims
 from authchain.tokens.dpop import DPoPProof, verify_proof
 from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
 from authchain.tokens.id_token import verify_id_token
 from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import (
     TXN_TOKEN_TYPE_URN,
-    TaskTokenClaims,
     TrustList,
     VerifiedTaskToken,
     mint_task_token,

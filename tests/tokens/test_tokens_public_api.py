@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 import authchain.tokens as tokens
-from authchain.tokens import hop, task_token
+from authchain.tokens import claims, hop, task_token
 
 
-def test_task_token_module_exports() -> None:
+def test_task_token_and_claims_module_exports() -> None:
     assert sorted(task_token.__all__) == [
-        "FrozenDict",
-        "FrozenList",
-        "MAX_CHAIN_DEPTH",
         "MAX_SKEW",
         "TXN_TOKEN_TYP",
         "TXN_TOKEN_TYPE_URN",
-        "TaskTokenClaims",
         "TrustList",
         "VerifiedTaskToken",
-        "act_from_chain",
-        "chain_from_act",
-        "freeze_json",
         "mint_task_token",
-        "parse_scope",
         "verify_task_token",
     ]
+    assert sorted(claims.__all__) == [
+        "MAX_CHAIN_DEPTH",
+        "TaskTokenClaims",
+        "act_from_chain",
+        "chain_from_act",
+        "parse_scope",
+    ]
+
+
+def test_frozen_containers_are_private() -> None:
+    from authchain.tokens import _frozen
+
+    for name in ("FrozenDict", "FrozenList", "freeze_json"):
+        assert hasattr(_frozen, name)
+        assert name not in tokens.__all__
 
 
 def test_hop_module_exports() -> None:
@@ -41,7 +48,7 @@ def test_package_reexports_every_public_name_of_its_modules() -> None:
     from authchain.tokens import dpop, htu, id_token, jws, nonce, replay
 
     expected = set()
-    for module in (task_token, hop, dpop, htu, replay, nonce, id_token, jws):
+    for module in (claims, task_token, hop, dpop, htu, replay, nonce, id_token, jws):
         expected |= set(module.__all__)
         for name in module.__all__:
             assert getattr(tokens, name) is getattr(module, name)

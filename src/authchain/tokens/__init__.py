@@ -3,6 +3,13 @@ and server nonces), ID tokens, and compact JWS."""
 
 from __future__ import annotations
 
+from authchain.tokens.claims import (
+    MAX_CHAIN_DEPTH,
+    TaskTokenClaims,
+    act_from_chain,
+    chain_from_act,
+    parse_scope,
+)
 from authchain.tokens.dpop import (
     DPOP_TYP,
     MAX_PROOF_BYTES,
@@ -35,20 +42,12 @@ from authchain.tokens.jws import (
 from authchain.tokens.nonce import NonceSource
 from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import (
-    MAX_CHAIN_DEPTH,
     MAX_SKEW,
     TXN_TOKEN_TYP,
     TXN_TOKEN_TYPE_URN,
-    FrozenDict,
-    FrozenList,
-    TaskTokenClaims,
     TrustList,
     VerifiedTaskToken,
-    act_from_chain,
-    chain_from_act,
-    freeze_json,
     mint_task_token,
-    parse_scope,
     verify_task_token,
 )
 
@@ -61,9 +60,6 @@ __all__ = [
     "TaskTokenClaims",
     "VerifiedTaskToken",
     "TrustList",
-    "FrozenDict",
-    "FrozenList",
-    "freeze_json",
     "mint_task_token",
     "verify_task_token",
     "act_from_chain",
