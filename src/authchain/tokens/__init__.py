@@ -34,6 +34,7 @@ from authchain.tokens.id_token import (
 )
 from authchain.tokens.jws import (
     MAX_HEADER_BYTES,
+    MAX_SIGNATURE_CHARS,
     MAX_TOKEN_BYTES,
     UnverifiedJWS,
     parse_compact,
@@ -89,6 +90,7 @@ __all__ = [
     "verify_id_token",
     # compact JWS
     "MAX_HEADER_BYTES",
+    "MAX_SIGNATURE_CHARS",
     "MAX_TOKEN_BYTES",
     "UnverifiedJWS",
     "parse_compact",

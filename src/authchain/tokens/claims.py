@@ -20,6 +20,7 @@ from typing import Any, Final
 from authchain.errors import ClaimError, SizeLimitError
 from authchain.identity.spiffe import SpiffeId
 from authchain.tokens._frozen import FrozenDict, FrozenList, freeze_json
+from authchain.tokens.jws import _show
 
 __all__ = [
     "MAX_CHAIN_DEPTH",
@@ -261,14 +262,6 @@ def parse_scope(scope: str | Iterable[str]) -> tuple[str, ...]:
         if len(token) > MAX_SCOPE_TOKEN_CHARS:
             raise SizeLimitError(f"a scope token is over {MAX_SCOPE_TOKEN_CHARS} characters")
     return tokens
-
-
-def _show(value: object) -> str:
-    """Untrusted text, short and on one line, for a message."""
-    text = value if isinstance(value, str) else type(value).__name__
-    cut = text[:64]
-    safe = "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in cut)
-    return f"`{safe}`" + ("..." if len(text) > len(cut) else "")
 
 
 def _string(value: object, name: str, limit: int) -> str:

@@ -2,9 +2,9 @@
 
 Every request a workload makes carries a DPoP proof signed by its registered key (DESIGN.md,
 "Tokens"). A tool service verifies the proof next to the task token on every request, so this path
-is written for speed as well as strictness: the proof's header (``typ``, ``alg``, ``jwk``) is the
-same on every proof a workload sends, so it is parsed and its key imported once and then looked up
-by its encoded bytes in a bounded LRU cache; the URL normalisation is cached the same way.
+is written for speed as well as strictness: a proof is parsed by the one compact-JWS parser (whose
+header cache makes the header of a key's proofs parse once), the key its header carries is imported
+once and then looked up by the header's exact text, and the URL normalisation is cached.
 
 The parts a verifier is configured with live beside this module: URL normalisation in
 :mod:`~authchain.tokens.htu`, the replay cache in :mod:`~authchain.tokens.replay`, server nonces in
@@ -18,13 +18,12 @@ must be an integer; ``jti``, ``htm``, ``ath`` and ``nonce`` have length limits, 
 
 from __future__ import annotations
 
-import functools
 import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from authchain._encoding import b64url_decode, b64url_encode, json_loads_strict, sha256_b64url
+from authchain._encoding import b64url_encode, sha256_b64url
 from authchain.errors import (
     AlgorithmError,
     ClaimError,
@@ -37,13 +36,11 @@ from authchain.errors import (
     InvalidKeyError,
     IssuedInFutureError,
     KeyBindingError,
-    MalformedError,
-    SizeLimitError,
     TokenTypeError,
 )
 from authchain.identity.keys import ALLOWED_ALGORITHMS, PublicKey, SigningKey
 from authchain.tokens.htu import normalize_htu
-from authchain.tokens.jws import MAX_HEADER_BYTES, parse_compact, sign_compact
+from authchain.tokens.jws import UnverifiedJWS, parse_compact, sign_compact
 from authchain.tokens.nonce import NonceSource
 from authchain.tokens.replay import ReplayCache
 
@@ -58,19 +55,17 @@ __all__ = [
 # RFC 9449 section 4.2: the JOSE ``typ`` of a DPoP proof (explicit typing, RFC 8725 section 3.11).
 DPOP_TYP: Final = "dpop+jwt"
 
-# Size limits on untrusted input (CONVENTIONS.md). A proof is a header of about 300 characters (P-256
-# jwk), a payload dominated by ``htu``, and an 86-character signature.
+# Size limits on untrusted input (CONVENTIONS.md), beside the compact-JWS limits every token has. A
+# proof is a header of about 300 characters (P-256 jwk), a payload dominated by ``htu``, and an
+# 86-character signature.
 MAX_PROOF_BYTES: Final = 4096
 MAX_JTI_LENGTH: Final = 256
 _MAX_HTM_LENGTH: Final = 32
 _MAX_ATH_LENGTH: Final = 128
 _MAX_NONCE_LENGTH: Final = 512
-_MAX_SIGNATURE_CHARS: Final = 128  # 64-byte EdDSA and ES256 signatures are 86 characters
 
 # RFC 9449 section 4.2: ``jti`` should carry at least 96 bits of randomness; proofs made here carry 128.
 _JTI_BYTES: Final = 16
-
-_HEADER_CACHE_SIZE: Final = 4096
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,40 +128,27 @@ def create_proof(
 # --------------------------------------------------------------------------------------------------
 # Verifying proofs.
 
-
-class _ProofHeader:
-    """A decoded proof header, cached by its encoded bytes. The key is imported on first use, so a
-    header is never trusted for more than its bytes say, and a refused import is never cached."""
-
-    __slots__ = ("typ", "alg", "_jwk", "_key")
-
-    def __init__(self, header: dict[str, Any]) -> None:
-        self.typ: object = header.get("typ")
-        self.alg: str = header["alg"]
-        self._jwk: object = header.get("jwk")
-        self._key: PublicKey | None = None
-
-    def key(self) -> PublicKey:
-        key = self._key
-        if key is None:
-            if not isinstance(self._jwk, dict):
-                raise InvalidKeyError("DPoP proof header has no 'jwk' public key")
-            # PublicKey.from_jwk refuses private members (RFC 9449 section 4.3 (7)), unsupported key
-            # types, and points that are not on the curve. Two threads racing here compute the same
-            # key; either assignment is correct.
-            key = PublicKey.from_jwk(self._jwk)
-            self._key = key
-        return key
+# Public keys imported from proof headers, keyed by the header's exact base64url text: every proof
+# a key makes has the same header, so the import (and its on-curve check) runs once per key. The
+# value is a pure function of that text; a refused import is never cached. Bounded: cleared when
+# full, so a flood of distinct headers costs re-importing, not memory.
+_KEY_CACHE: dict[str, PublicKey] = {}
+_KEY_CACHE_MAX: Final = 4096
 
 
-@functools.lru_cache(maxsize=_HEADER_CACHE_SIZE)
-def _decode_header(encoded: str) -> _ProofHeader:
-    # One implementation of the JWS header checks: parse_compact's (size, base64url, strict JSON
-    # object, ``alg`` allow-list, no ``crit``), run on the header segment with an empty payload and
-    # signature.
-    return _ProofHeader(
-        parse_compact(encoded + "..", max_bytes=MAX_HEADER_BYTES + 2).unverified_header
-    )
+def _proof_key(jws: UnverifiedJWS) -> PublicKey:
+    key = _KEY_CACHE.get(jws.encoded_header)
+    if key is None:
+        jwk = jws.unverified_header.get("jwk")
+        if not isinstance(jwk, dict):
+            raise InvalidKeyError("DPoP proof header has no 'jwk' public key")
+        # PublicKey.from_jwk refuses private members (RFC 9449 section 4.3 (7)), unsupported key
+        # types, and points that are not on the curve.
+        key = PublicKey.from_jwk(jwk)
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[jws.encoded_header] = key
+    return key
 
 
 def _optional_ascii(claims: dict[str, Any], name: str, limit: int) -> str | None:
@@ -226,20 +208,12 @@ def verify_proof(
     # RFC 9449 4.3 (1): at most one DPoP header field. Counting header fields is the HTTP layer's job;
     # a comma-joined list of proofs is refused below, since "," is not base64url.
 
-    # RFC 9449 4.3 (2): a single, well-formed JWT (RFC 7515 section 7.1 compact serialisation).
-    if not isinstance(proof, str):
-        raise MalformedError("DPoP proof must be a string")
-    if len(proof) > MAX_PROOF_BYTES:
-        raise SizeLimitError(f"DPoP proof is {len(proof)} bytes, limit {MAX_PROOF_BYTES}")
-    segments = proof.split(".")
-    if len(segments) != 3:
-        raise MalformedError("DPoP proof is not a compact JWS (three dot-separated segments)")
-    h64, p64, s64 = segments
-    header = _decode_header(h64)  # RFC 9449 4.3 (5) is enforced here first; see step (5) below.
-    unverified_claims = json_loads_strict(b64url_decode(p64, max_len=MAX_PROOF_BYTES))
-    if not isinstance(unverified_claims, dict):
-        raise MalformedError("DPoP proof payload is not a JSON object")
-    signature = b64url_decode(s64, max_len=_MAX_SIGNATURE_CHARS)
+    # RFC 9449 4.3 (2): a single, well-formed JWT (RFC 7515 section 7.1 compact serialisation),
+    # through the compact-JWS checks every kind of token shares (parse_compact). They include step
+    # (5)'s algorithm allow-list, applied before anything else in the header is read.
+    jws = parse_compact(proof, what="DPoP proof", max_bytes=MAX_PROOF_BYTES)
+    header = jws.unverified_header
+    unverified_claims = jws.unverified_claims()
 
     # RFC 9449 4.3 (3): the claims section 4.2 requires, of the right types.
     jti = unverified_claims.get("jti")
@@ -258,23 +232,24 @@ def verify_proof(
     claimed_nonce = _optional_ascii(unverified_claims, "nonce", _MAX_NONCE_LENGTH)
 
     # RFC 9449 4.3 (4): explicit typing, RFC 8725 section 3.11.
-    if header.typ != DPOP_TYP:
+    if header.get("typ") != DPOP_TYP:
         raise TokenTypeError(f"DPoP proof 'typ' must be {DPOP_TYP!r}")
 
     # RFC 9449 4.3 (5): an asymmetric algorithm on the allow-list. parse_compact already refused
     # anything else (``none`` and HMAC never get past parsing, CONVENTIONS.md); restated here.
-    if header.alg not in ALLOWED_ALGORITHMS:  # pragma: no cover - refused while parsing
-        raise AlgorithmError(f"algorithm {header.alg!r} is not allowed")
+    alg = header["alg"]
+    if alg not in ALLOWED_ALGORITHMS:  # pragma: no cover - refused while parsing
+        raise AlgorithmError(f"DPoP proof algorithm {alg!r} is not allowed")
 
     # RFC 9449 4.3 (7): the jwk is a public key. Checked before (6) because the key must be imported
     # to verify with it, and the import refuses private members.
-    key = header.key()
+    key = _proof_key(jws)
 
     # RFC 9449 4.3 (6): the signature verifies with the jwk. The header's alg must be the key's own
     # (RFC 8725 section 3.1): an ES256 label on an Ed25519 key is refused, not tried.
-    if header.alg != key.alg:
-        raise AlgorithmError(f"proof algorithm {header.alg!r} does not match its jwk")
-    key.verify(signature, (h64 + "." + p64).encode("ascii"))
+    if alg != key.alg:
+        raise AlgorithmError(f"DPoP proof algorithm {alg!r} does not match the key's {key.alg!r}")
+    key.verify(jws.signature, jws.signing_input)
 
     # RFC 9449 4.3 (8): htm is the request's method (RFC 9110 section 9.1: case-sensitive).
     if claimed_htm != htm:

@@ -5,12 +5,13 @@ A task token (``typ: txntoken+jwt``) carries one task from its initiator through
 holds it (DESIGN.md, "Tokens"). Its claims are :class:`~authchain.tokens.claims.TaskTokenClaims`;
 this module signs them and verifies them.
 
-The verifier is written for that hot path. It parses once and decides early: the header of every
-token an issuer key signs is byte-identical, so its checked result is kept in a small cache keyed by
-its exact text; the issuer's keys are a flat ``(iss, kid)`` lookup prepared when the trust list is
-built; the claims are read with plain dict access after the signature, never through a generic
-validation framework. Only ``iss`` is read before the signature is checked (it picks the key set),
-so an attacker without an issuer key never reaches the claim parser.
+The verifier is written for that hot path. It parses once, with the one compact-JWS parser (whose
+header cache makes the header checks of a key's tokens run once), and decides early: the issuer's
+keys are a flat ``(iss, kid)`` lookup prepared when the trust list is built; a payload whose
+signature once verified has its parsed claims cached by its exact text; the claims are read with
+plain dict access after the signature, never through a generic validation framework. Only ``iss``
+is read before the signature is checked (it picks the key set), so an attacker without an issuer
+key never reaches the claim parser.
 
 References: draft-ietf-oauth-transaction-tokens-10 ("Txn-Tokens") sections 6, 9.1 and 9.2;
 RFC 7515 (JWS); RFC 7519 (JWT) sections 4.1 and 7.2; RFC 8725 (JWT BCP) sections 3.1, 3.8, 3.10
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from authchain._encoding import b64url_decode, json_loads_strict, sha256_b64url
+from authchain._encoding import sha256_b64url
 from authchain.errors import (
     AlgorithmError,
     AudienceError,
@@ -34,19 +35,12 @@ from authchain.errors import (
     MalformedError,
     NotYetValidError,
     SignatureError,
-    SizeLimitError,
     TokenTypeError,
     UntrustedIssuerError,
 )
-from authchain.identity.keys import (
-    ALLOWED_ALGORITHMS,
-    JWKS,
-    P256_HALF_ORDER,
-    PublicKey,
-    SigningKey,
-)
-from authchain.tokens.claims import MAX_ID_CHARS, MAX_URI_CHARS, TaskTokenClaims, _show
-from authchain.tokens.jws import MAX_HEADER_BYTES, MAX_TOKEN_BYTES, sign_compact
+from authchain.identity.keys import JWKS, P256_HALF_ORDER, PublicKey, SigningKey
+from authchain.tokens.claims import MAX_ID_CHARS, MAX_URI_CHARS, TaskTokenClaims
+from authchain.tokens.jws import _show, parse_compact, sign_compact
 
 __all__ = [
     "TXN_TOKEN_TYP",
@@ -163,49 +157,14 @@ class VerifiedTaskToken:
     kid: str
 
 
-# Checked headers, keyed by their exact base64url text: every token one issuer key signs carries
-# the same header, so the decode, the strict JSON parse and the checks run once per key rather
-# than once per request. The value is a pure function of the key, so the cache holds no trust
-# decision (the key is still looked up per token), and it is bounded: cleared when full.
-_HEADER_CACHE: dict[str, tuple[str, str]] = {}
-_HEADER_CACHE_MAX: Final = 256
-
-
 # Parsed claims, keyed by the exact base64url text of the payload, for payloads whose signature
 # verified. A tool receives the same task token on many requests, each with a fresh DPoP proof;
 # parsing and checking its claims is a pure function of that text, so it is done once. The
 # signature, issuer, audience and time checks still run on every call, and the claims are
 # immutable (FrozenDict), so sharing them between calls cannot leak a change from one to another.
-# Bounded like the header cache.
+# Bounded: cleared when full.
 _CLAIMS_CACHE: dict[str, TaskTokenClaims] = {}
 _CLAIMS_CACHE_MAX: Final = 512
-
-
-def _check_header(h64: str) -> tuple[str, str]:
-    """Steps 3-6 of :func:`verify_task_token` for one encoded header; returns ``(alg, kid)``."""
-    # 3. RFC 7515 5.2 (steps 2-4) and RFC 8725 3.11: a bounded, strict JSON object.
-    if len(h64) > MAX_HEADER_BYTES:
-        raise SizeLimitError(f"token header is {len(h64)} bytes, limit {MAX_HEADER_BYTES}")
-    header = json_loads_strict(b64url_decode(h64, max_len=MAX_HEADER_BYTES))
-    if not isinstance(header, dict):
-        raise MalformedError("token header is not a JSON object")
-    # 4. RFC 8725 3.1: the algorithm allow-list, before anything else in the header is used.
-    #    ``none`` and every HMAC algorithm stop here.
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-        raise AlgorithmError(f"algorithm {_show(alg)} is not allowed")
-    # 5. Txn-Tokens 9.1 and RFC 8725 3.11: exactly this token type (RFC 7515 4.1.9).
-    if header.get("typ") != TXN_TOKEN_TYP:
-        raise TokenTypeError(f"token type {_show(header.get('typ'))} is not '{TXN_TOKEN_TYP}'")
-    #    RFC 7515 4.1.11: no extension is understood here, so ``crit`` is refused.
-    if "crit" in header:
-        raise MalformedError("'crit' header parameters are not supported")
-    # 6. RFC 7515 4.1.4: ``kid`` names the key (an RFC 7638 thumbprint); ``jwk``, ``jku``,
-    #    ``x5u`` and ``x5c`` are never used to find a key (RFC 8725 3.10).
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_ID_CHARS:
-        raise MalformedError("token header has no usable 'kid'")
-    return alg, kid
 
 
 def verify_task_token(
@@ -232,80 +191,76 @@ def verify_task_token(
         ClaimError: a claim is missing, malformed, or the lifetime is too long.
         AudienceError: ``aud`` is not ``audience``.
         ExpiredError, NotYetValidError, IssuedInFutureError: a time check failed.
+        ConfigurationError: ``now`` or ``skew`` is not a usable integer.
     """
     if type(now) is not int or type(skew) is not int or not 0 <= skew <= MAX_SKEW:
         raise ConfigurationError(f"now and skew must be integers, skew between 0 and {MAX_SKEW}")
-    # 1. Size, before any decoding (RFC 8725 3.11's spirit): the whole token is bounded.
-    if not isinstance(token, str):
-        raise MalformedError("token must be a string")
-    if len(token) > MAX_TOKEN_BYTES:
-        raise SizeLimitError(f"token is {len(token)} bytes, limit {MAX_TOKEN_BYTES}")
-    # 2. RFC 7515 7.1: compact serialisation, exactly three segments.
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise MalformedError("token is not a compact JWS (three dot-separated segments)")
-    h64, p64, s64 = parts
-    # 3-6. Header: size and strict JSON, algorithm allow-list first, ``typ``, ``crit``, ``kid``.
-    checked = _HEADER_CACHE.get(h64)
-    if checked is None:
-        checked = _check_header(h64)
-        if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
-            _HEADER_CACHE.clear()
-        _HEADER_CACHE[h64] = checked
-    alg, kid = checked
-    # 7. RFC 7515 5.2 (steps 6-7) and RFC 7519 7.2 (step 10): the payload is a strict JSON object
-    #    (canonical base64url, no duplicate members). It stays untrusted until step 10. A payload
+    # 1. RFC 7515 7.1 and 5.2, RFC 8725 3.1 and 3.11: the compact-JWS checks every kind of token
+    #    shares (parse_compact): size first, three segments, a bounded strict JSON header, the
+    #    algorithm allow-list before anything else in the header is used (``none`` and every HMAC
+    #    algorithm stop here), no ``crit``, a bounded canonical signature.
+    jws = parse_compact(token, what="task token")
+    header = jws.unverified_header
+    # 2. Txn-Tokens 9.1 and RFC 8725 3.11: exactly this token type (RFC 7515 4.1.9).
+    if header.get("typ") != TXN_TOKEN_TYP:
+        raise TokenTypeError(f"task token type {_show(header.get('typ'))} is not '{TXN_TOKEN_TYP}'")
+    # 3. RFC 7515 4.1.4: ``kid`` names the key (an RFC 7638 thumbprint); ``jwk``, ``jku``,
+    #    ``x5u`` and ``x5c`` are never used to find a key (RFC 8725 3.10).
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_ID_CHARS:
+        raise MalformedError("task token header has no usable 'kid'")
+    # 4. RFC 7515 5.2 (steps 6-7) and RFC 7519 7.2 (step 10): the payload is a strict JSON object
+    #    (canonical base64url, no duplicate members). It stays untrusted until step 7. A payload
     #    seen before with a valid signature has its parsed claims cached (see _CLAIMS_CACHE): they
-    #    are still only used once this token's own signature has verified in step 10.
-    parsed = _CLAIMS_CACHE.get(p64)
+    #    are still only used once this token's own signature has verified in step 7.
+    parsed = _CLAIMS_CACHE.get(jws.encoded_payload)
     if parsed is None:
-        unverified_claims = json_loads_strict(b64url_decode(p64, max_len=MAX_TOKEN_BYTES))
-        if not isinstance(unverified_claims, dict):
-            raise MalformedError("token payload is not a JSON object")
+        unverified_claims = jws.unverified_claims()
         iss = unverified_claims.get("iss")
         if not isinstance(iss, str):
-            raise UntrustedIssuerError("token has no issuer")
+            raise UntrustedIssuerError("task token has no issuer")
     else:
         iss = parsed.iss
-    # 8. RFC 8725 3.8 and 3.10: the issuer must be on the configured trust list and the key is
+    # 5. RFC 8725 3.8 and 3.10: the issuer must be on the configured trust list and the key is
     #    that issuer's key ``kid``. Nothing is fetched because of ``iss`` or ``kid``.
     key = trust._keys.get((iss, kid)) or trust.key(iss, kid)
-    # 9. RFC 8725 3.1: the header's algorithm must be the key's own (an EdDSA-labelled token never
+    # 6. RFC 8725 3.1: the header's algorithm must be the key's own (an EdDSA-labelled token never
     #    verifies under an ES256 key, nor the reverse).
+    alg = header["alg"]
     if alg != key.alg:
-        raise AlgorithmError(f"token algorithm {alg!r} does not match the key's {key.alg!r}")
-    # 10. RFC 7515 5.2 (step 8): the signature, over the exact received header and payload text.
-    #     Canonical base64url and, for ES256, the low-s form only, so that one token has exactly
-    #     one spelling and ``token_hash`` names it without ambiguity.
-    signature = b64url_decode(s64, max_len=128)
+        raise AlgorithmError(f"task token algorithm {alg!r} does not match the key's {key.alg!r}")
+    # 7. RFC 7515 5.2 (step 8): the signature, over the exact received header and payload text.
+    #    For ES256 the low-s form only, so that one token has exactly one spelling and
+    #    ``token_hash`` names it without ambiguity.
+    signature = jws.signature
     if alg == "ES256" and (
         len(signature) != 64 or int.from_bytes(signature[32:], "big") > P256_HALF_ORDER
     ):
         raise SignatureError("signature invalid")
-    key.verify(signature, (h64 + "." + p64).encode("ascii"))
-    # 11. Txn-Tokens 9.2, RFC 7519 4.1, RFC 8693 4.1, RFC 9449 6.1: every claim has its type,
-    #     form and size (``cnf.jkt`` included), now that the issuer vouches for them.
+    key.verify(signature, jws.signing_input)
+    # 8. Txn-Tokens 9.2, RFC 7519 4.1, RFC 8693 4.1, RFC 9449 6.1: every claim has its type,
+    #    form and size (``cnf.jkt`` included), now that the issuer vouches for them.
     if parsed is None:
         claims = TaskTokenClaims.from_payload(unverified_claims)
         if len(_CLAIMS_CACHE) >= _CLAIMS_CACHE_MAX:
             _CLAIMS_CACHE.clear()
-        _CLAIMS_CACHE[p64] = claims
+        _CLAIMS_CACHE[jws.encoded_payload] = claims
     else:
         claims = parsed
-    # 12. RFC 7519 4.1.3 and Txn-Tokens 9.2: "A Txn-Token MUST NOT be accepted outside the Trust
-    #     Domain identified by the aud claim".
+    # 9. RFC 7519 4.1.3 and Txn-Tokens 9.2: "A Txn-Token MUST NOT be accepted outside the Trust
+    #    Domain identified by the aud claim".
     if claims.aud != audience:
         raise AudienceError(f"token audience {_show(claims.aud)} is not {_show(audience)}")
-    # 13. RFC 7519 4.1.4: expired on or after ``exp`` (allowing ``skew``).
+    # 10. RFC 7519 4.1.4: expired on or after ``exp`` (allowing ``skew``).
     if now >= claims.exp + skew:
         raise ExpiredError("token has expired")
-    # 14. RFC 7519 4.1.5: not valid before ``nbf`` (allowing ``skew``).
+    # 11. RFC 7519 4.1.5: not valid before ``nbf`` (allowing ``skew``).
     if claims.nbf is not None and now + skew < claims.nbf:
         raise NotYetValidError("token is not valid yet")
-    # 15. RFC 7519 4.1.6: not issued in the future (allowing ``skew``).
+    # 12. RFC 7519 4.1.6: not issued in the future (allowing ``skew``).
     if claims.iat > now + skew:
         raise IssuedInFutureError("token was issued in the future")
-    # 16. Txn-Tokens section 6 ("short-lived"): a bounded lifetime, so that a token minted by a
+    # 13. Txn-Tokens section 6 ("short-lived"): a bounded lifetime, so that a token minted by a
     #     misconfigured or compromised issuer cannot stay usable for long.
     if not 0 < claims.exp - claims.iat <= max_lifetime:
         raise ClaimError(
