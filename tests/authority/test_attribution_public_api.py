@@ -27,8 +27,6 @@ def test_authority_exports_exactly_its_public_names() -> None:
     assert sorted(authority.__all__) == [
         "Authority",
         "IssuedToken",
-        "Presentation",
-        "verify_presentation",
     ]
     assert sorted(demo.__all__) == ["DemoOutcome", "DemoWorkload", "run_demo"]
 

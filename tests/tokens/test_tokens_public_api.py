@@ -45,10 +45,10 @@ def test_hop_module_exports() -> None:
 
 
 def test_package_reexports_every_public_name_of_its_modules() -> None:
-    from authchain.tokens import dpop, htu, id_token, jws, nonce, replay
+    from authchain.tokens import dpop, htu, id_token, jws, nonce, presentation, replay
 
     expected = set()
-    for module in (claims, task_token, hop, dpop, htu, replay, nonce, id_token, jws):
+    for module in (claims, task_token, hop, dpop, htu, replay, nonce, presentation, id_token, jws):
         expected |= set(module.__all__)
         for name in module.__all__:
             assert getattr(tokens, name) is getattr(module, name)

@@ -37,7 +37,6 @@ from typing import Any, Final, TypeVar
 import anyio.to_thread
 import orjson
 
-from authchain.authority import Presentation, verify_presentation
 from authchain.errors import (
     AuthchainError,
     ConfigurationError,
@@ -56,6 +55,7 @@ from authchain.sdk.tracing import (
     execute_tool,
     invoke_agent,
 )
+from authchain.tokens.presentation import Presentation, verify_presentation
 from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import TrustList, verify_task_token
 

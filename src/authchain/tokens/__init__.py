@@ -1,5 +1,5 @@
 """Tokens: task tokens, the rules of a hop, DPoP proofs (with URL normalisation, the replay cache
-and server nonces), ID tokens, and compact JWS."""
+and server nonces), presentations of a token with its proof, ID tokens, and compact JWS."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from authchain.tokens.jws import (
     sign_compact,
 )
 from authchain.tokens.nonce import NonceSource
+from authchain.tokens.presentation import Presentation, verify_presentation
 from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import (
     MAX_SKEW,
@@ -83,6 +84,9 @@ __all__ = [
     "create_proof",
     "normalize_htu",
     "verify_proof",
+    # presentations
+    "Presentation",
+    "verify_presentation",
     # ID tokens
     "ID_TOKEN_TYPE",
     "LocalIdentityProvider",
