@@ -61,9 +61,10 @@ from authchain.audit.store.sqlite import SQLiteStore
 from authchain.authority import Authority, IssuedToken
 from authchain.identity.keys import SigningKey
 from authchain.policy import Party, PolicyEngine, PolicyRequest
-from authchain.tokens.dpop import ReplayCache, create_proof, verify_proof
+from authchain.tokens.dpop import create_proof, verify_proof
 from authchain.tokens.hop import HopRequest, derive_child_claims
 from authchain.tokens.id_token import LocalIdentityProvider
+from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import mint_task_token, verify_task_token
 
 ISSUER = "https://authority.example.org"

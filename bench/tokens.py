@@ -42,13 +42,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from _harness import latencies_us, ops_per_second, percentile, write_results
 from authchain._encoding import b64url_decode, sha256_b64url
 from authchain.identity.keys import JWKS, SigningKey
-from authchain.tokens.dpop import ReplayCache, create_proof, verify_proof
+from authchain.tokens.claims import TaskTokenClaims, act_from_chain
+from authchain.tokens.dpop import create_proof, verify_proof
 from authchain.tokens.hop import HopRequest, derive_child_claims
+from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import (
-    TaskTokenClaims,
     TrustList,
     VerifiedTaskToken,
-    act_from_chain,
     mint_task_token,
     verify_task_token,
 )

@@ -28,9 +28,10 @@ from authchain.audit.store import LogStore
 from authchain.authority import Authority, IssuedToken
 from authchain.errors import AuthchainError
 from authchain.identity.keys import SigningKey
-from authchain.tokens.dpop import ReplayCache, create_proof
+from authchain.tokens.dpop import create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
 from authchain.tokens.presentation import verify_presentation
+from authchain.tokens.replay import ReplayCache
 
 __all__ = ["DemoOutcome", "DemoWorkload", "run_demo"]
 

@@ -33,8 +33,9 @@ from authchain.errors import (
     UntrustedIssuerError,
 )
 from authchain.identity.keys import SigningKey
-from authchain.tokens.dpop import NonceSource, create_proof
+from authchain.tokens.dpop import create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
+from authchain.tokens.nonce import NonceSource
 
 
 def _refused(world: World, exc: AuthchainError, kind: type[TaskDenied | HopDenied]) -> None:

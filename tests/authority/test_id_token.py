@@ -171,7 +171,9 @@ def test_payload_that_is_not_an_object_is_refused() -> None:
     p = b64url_encode(b'["iss","sub"]')
     signing_input = f"{h}.{p}"
     token = signing_input + "." + b64url_encode(KEY.sign(signing_input.encode()))
-    with pytest.raises(ClaimError):
+    # The one compact-JWS parser refuses a payload that is not a JSON object as malformed, for
+    # every kind of token (RFC 7519 section 7.2 step 10), as task tokens and DPoP proofs always did.
+    with pytest.raises(MalformedError, match="ID token payload is not a JSON object"):
         _verify(token)
 
 

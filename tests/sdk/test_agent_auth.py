@@ -167,7 +167,7 @@ def test_a_stolen_token_is_useless_with_another_key(world: World) -> None:
 def test_nonce_required_by_the_authority_is_handled(tmp_path: Any) -> None:
     from _http_world import make_world
 
-    from authchain.tokens.dpop import NonceSource
+    from authchain.tokens.nonce import NonceSource
 
     world = make_world(tmp_path, nonce_source=NonceSource.generate())
     authority = AuthorityClient(ISSUER, world.keys[PLANNER], http=world.client)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from authchain.identity.keys import JWKS
+from authchain.identity.keys import JWKS, PublicKey
 from authchain.sdk import (
     AgentAuth,
     AuthchainMiddleware,
@@ -28,6 +28,7 @@ from authchain.sdk import (
     requires_scope,
 )
 from authchain.tokens.dpop import create_proof
+from authchain.tokens.replay import ReplayCache
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -231,6 +232,53 @@ def test_expired_token_is_invalid_token(world: World, tool: Tool) -> None:
     response = tool.client.patch(ACCOUNT, auth=auth_for(world, CRM_AGENT, token))
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_token"
+
+
+def test_refusal_is_classified_by_the_input_it_names_without_verifying_again(
+    world: World, tool: Tool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every signature check is counted: the token's, then the proof's. Deciding whether the token or
+    # the proof was at fault must read the refusal, not verify the token a second time.
+    token = crm_token(world)
+    assert tool.client.patch(ACCOUNT, auth=auth_for(world, CRM_AGENT, token)).status_code == 200
+    checks: list[str] = []
+    real_verify = PublicKey.verify
+
+    def counting(key: PublicKey, signature: bytes, message: bytes) -> None:
+        checks.append(key.kid)
+        real_verify(key, signature, message)
+
+    monkeypatch.setattr(PublicKey, "verify", counting)
+    key = world.keys[CRM_AGENT]
+    elsewhere = create_proof(
+        key, htm="PATCH", htu=TOOL_BASE + "/accounts/other", now=world.now, access_token=token
+    )
+    response = tool.client.patch(
+        ACCOUNT, headers={"Authorization": f"DPoP {token}", "DPoP": elsewhere}
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_dpop_proof"
+    assert len(checks) == 2  # the token once, the proof once
+
+    checks.clear()
+    world.clock.advance(3600)
+    response = tool.client.patch(ACCOUNT, auth=auth_for(world, CRM_AGENT, token))
+    assert response.json()["code"] == "invalid_token"
+    assert len(checks) == 1  # the token once; its proof is never reached
+
+
+def test_full_replay_cache_is_a_retryable_503_not_a_refused_presentation(
+    world: World, tool: Tool
+) -> None:
+    tool.middleware.replay_cache = ReplayCache(max_entries=1)
+    auth = auth_for(world, CRM_AGENT, crm_token(world))
+    assert tool.client.patch(ACCOUNT, auth=auth).status_code == 200
+    busy = tool.client.patch(ACCOUNT, auth=auth)
+    assert busy.status_code == 503
+    assert busy.json()["code"] == "replay_cache_full"
+    assert busy.headers["retry-after"] == "1"
+    # Nothing is wrong with the presentation, so nothing is reported as refused.
+    assert tool.middleware.outbox.pending() == 1
 
 
 def test_reports_wait_out_an_authority_outage_and_arrive_in_order(world: World, tool: Tool) -> None:

@@ -18,8 +18,9 @@ from authchain.audit.store import LogStore, open_store
 from authchain.authority import Authority
 from authchain.identity.keys import SigningKey
 from authchain.server import create_app
-from authchain.tokens.dpop import NonceSource, create_proof
+from authchain.tokens.dpop import create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
+from authchain.tokens.nonce import NonceSource
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

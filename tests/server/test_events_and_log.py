@@ -26,7 +26,8 @@ from _http_world import (
 
 from authchain.audit import open_checkpoint, verify_consistency, verify_inclusion
 from authchain.identity.keys import SigningKey
-from authchain.tokens.dpop import NonceSource, create_proof
+from authchain.tokens.dpop import create_proof
+from authchain.tokens.nonce import NonceSource
 
 ACCOUNT_URL = TOOL_URL + "/accounts/acme"
 

@@ -22,7 +22,7 @@ from _http_world import (
 )
 
 from authchain.identity.keys import SigningKey
-from authchain.tokens.dpop import NonceSource
+from authchain.tokens.nonce import NonceSource
 
 
 def refused(world: World, response: httpx.Response, error: str) -> dict[str, Any]:

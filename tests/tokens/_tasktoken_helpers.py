@@ -1,4 +1,4 @@
-"""Shared builders for the task-token, hop and revocation tests (imported by module name)."""
+"""Shared builders for the task-token and hop tests (imported by module name)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import orjson
 
 from authchain._encoding import b64url_encode
 from authchain.identity.keys import JWKS, SigningKey
+from authchain.tokens.claims import TaskTokenClaims, act_from_chain
 from authchain.tokens.task_token import (
-    TaskTokenClaims,
     TrustList,
     VerifiedTaskToken,
-    act_from_chain,
     mint_task_token,
     verify_task_token,
 )

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from authchain.errors import DPoPURLError
-from authchain.tokens.dpop import MAX_HTU_LENGTH, normalize_htu
+from authchain.tokens.htu import MAX_HTU_LENGTH, normalize_htu
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ from authchain.errors import (
     SignatureError,
 )
 from authchain.identity.keys import PublicKey, SigningKey, jwk_thumbprint
-from authchain.tokens.dpop import ReplayCache, create_proof, verify_proof
+from authchain.tokens.dpop import create_proof, verify_proof
+from authchain.tokens.replay import ReplayCache
 
 NOW = 1_750_000_000
 HTU = "https://crm.example.org/tools/lookup"

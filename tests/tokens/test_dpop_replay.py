@@ -8,12 +8,15 @@ import pytest
 
 from authchain._encoding import b64url_decode, b64url_encode
 from authchain.errors import (
+    CapacityError,
     ConfigurationError,
     DPoPNonceError,
     ReplayCacheFullError,
     ReplayError,
+    VerificationError,
 )
-from authchain.tokens.dpop import NonceSource, ReplayCache
+from authchain.tokens.nonce import NonceSource
+from authchain.tokens.replay import ReplayCache
 
 NOW = 1_750_000_000
 
@@ -42,7 +45,10 @@ def test_full_cache_of_live_entries_fails_closed_instead_of_forgetting_one() -> 
         cache.check_and_store(f"k{i}", NOW + 60, NOW)
     with pytest.raises(ReplayCacheFullError) as info:
         cache.check_and_store("k3", NOW + 60, NOW)
-    assert isinstance(info.value, ReplayError)
+    # A full cache is a capacity problem (503, retry later), not a verdict on the proof: an
+    # ``except ReplayError`` or ``except VerificationError`` must not catch it.
+    assert isinstance(info.value, CapacityError)
+    assert not isinstance(info.value, VerificationError)
     assert info.value.code == "replay_cache_full"
     # Nothing live was forgotten to make room.
     for i in range(3):

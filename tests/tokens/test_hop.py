@@ -35,13 +35,9 @@ from authchain.errors import (
     ScopeEscalationError,
 )
 from authchain.identity.keys import SigningKey
+from authchain.tokens.claims import TaskTokenClaims, act_from_chain
 from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
-from authchain.tokens.task_token import (
-    TaskTokenClaims,
-    VerifiedTaskToken,
-    act_from_chain,
-    mint_task_token,
-)
+from authchain.tokens.task_token import VerifiedTaskToken, mint_task_token
 
 CHILD_JTI = "0190c6a4-8b6e-7c1a-9a2b-000000000002"
 

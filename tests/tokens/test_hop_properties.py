@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from authchain._encoding import sha256_b64url
 from authchain.errors import ClaimError, HopError, LifetimeError
 from authchain.identity.keys import SigningKey
+from authchain.tokens.claims import TaskTokenClaims
 from authchain.tokens.hop import HopRequest, derive_child_claims
-from authchain.tokens.task_token import TaskTokenClaims, VerifiedTaskToken
+from authchain.tokens.task_token import VerifiedTaskToken
 
 SCOPES = ["crm:read", "crm:write", "mail:send", "files:read", "admin:all"]
 ACTORS = [f"spiffe://example.org/agent/a{i}" for i in range(6)] + [PLANNER]

@@ -22,14 +22,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from authchain.errors import ClaimError, InvalidSpiffeIdError, SizeLimitError
-from authchain.tokens.task_token import (
+from authchain.tokens._frozen import FrozenDict, FrozenList, freeze_json
+from authchain.tokens.claims import (
     MAX_CHAIN_DEPTH,
-    FrozenDict,
-    FrozenList,
     TaskTokenClaims,
     act_from_chain,
     chain_from_act,
-    freeze_json,
     parse_scope,
 )
 

@@ -37,7 +37,8 @@ from authchain.errors import (
     VerificationError,
 )
 from authchain.identity.keys import JWKS, P256_ORDER, SigningKey
-from authchain.tokens.task_token import TrustList, act_from_chain
+from authchain.tokens.claims import act_from_chain
+from authchain.tokens.task_token import TrustList
 
 ES256_KEY = SigningKey.from_private_jwk(SigningKey.generate("ES256").private_jwk())
 

@@ -20,7 +20,7 @@ from joserfc.jwk import ECKey, KeySet, OKPKey
 from authchain._encoding import b64url_decode, b64url_encode
 from authchain.errors import SignatureError
 from authchain.identity.keys import JWKS, P256_ORDER, SigningKey
-from authchain.tokens.task_token import TaskTokenClaims, act_from_chain
+from authchain.tokens.claims import TaskTokenClaims, act_from_chain
 
 pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 

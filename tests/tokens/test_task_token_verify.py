@@ -37,14 +37,9 @@ from authchain.errors import (
     UntrustedIssuerError,
 )
 from authchain.identity.keys import JWKS, KeyRing, SigningKey
-from authchain.tokens.task_token import (
-    MAX_SKEW,
-    TXN_TOKEN_TYP,
-    FrozenDict,
-    TrustList,
-    act_from_chain,
-    verify_task_token,
-)
+from authchain.tokens._frozen import FrozenDict
+from authchain.tokens.claims import act_from_chain
+from authchain.tokens.task_token import MAX_SKEW, TXN_TOKEN_TYP, TrustList, verify_task_token
 
 
 def test_minted_token_verifies_to_the_same_claims() -> None:

@@ -20,8 +20,9 @@ from authchain.authority.recorder import MAX_REASON, Recorder
 from authchain.authority.revocation import Revocations
 from authchain.errors import AuthchainError, Input, MalformedError
 from authchain.identity.registry import Registry
-from authchain.tokens.dpop import ReplayCache, verify_proof
+from authchain.tokens.dpop import verify_proof
 from authchain.tokens.presentation import verify_presentation
+from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import verify_task_token
 from authchain.tracecontext import TraceContext
 

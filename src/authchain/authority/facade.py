@@ -27,7 +27,8 @@ from authchain.errors import AuthchainError
 from authchain.identity.keys import JWKS, KeyRing, SigningKey
 from authchain.identity.registry import Registry, WorkloadRecord
 from authchain.policy import PolicyEngine
-from authchain.tokens.dpop import DPoPProof, NonceSource
+from authchain.tokens.dpop import DPoPProof
+from authchain.tokens.nonce import NonceSource
 from authchain.tokens.task_token import TrustList
 
 __all__ = ["Authority"]

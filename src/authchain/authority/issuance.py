@@ -38,9 +38,10 @@ from authchain.errors import (
 from authchain.identity.registry import Registry, WorkloadRecord
 from authchain.identity.spiffe import SpiffeId
 from authchain.policy import Decision, Party, PolicyEngine, PolicyRequest
+from authchain.tokens.claims import TaskTokenClaims
 from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
 from authchain.tokens.id_token import verify_id_token
-from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN, TaskTokenClaims, verify_task_token
+from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN, verify_task_token
 from authchain.tracecontext import TraceContext
 
 __all__ = ["IssuedToken", "Issuance"]

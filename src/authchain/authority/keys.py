@@ -17,7 +17,8 @@ from authchain.authority.recorder import Recorder
 from authchain.authority.state import SideState
 from authchain.identity.keys import JWKS, KeyRing, PublicKey, SigningKey
 from authchain.policy import Decision
-from authchain.tokens.task_token import TaskTokenClaims, TrustList, mint_task_token
+from authchain.tokens.claims import TaskTokenClaims
+from authchain.tokens.task_token import TrustList, mint_task_token
 
 __all__ = ["Signer"]
 

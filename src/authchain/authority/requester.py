@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 from authchain.errors import AuthchainError, DPoPError, Input
 from authchain.identity.registry import Registry, WorkloadRecord
-from authchain.tokens.dpop import DPoPProof, NonceSource, ReplayCache, verify_proof
+from authchain.tokens.dpop import DPoPProof, verify_proof
+from authchain.tokens.nonce import NonceSource
+from authchain.tokens.replay import ReplayCache
 
 __all__ = ["Authenticator"]
 

@@ -67,7 +67,7 @@ def serve(
     from authchain.audit.store import open_store
     from authchain.authority import Authority
     from authchain.server import create_app
-    from authchain.tokens.dpop import NonceSource
+    from authchain.tokens.nonce import NonceSource
 
     public_url = (issuer or f"http://{host}:{port}").rstrip("/")
     if not public_url.startswith(("https://", "http://")):

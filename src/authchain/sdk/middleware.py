@@ -39,11 +39,10 @@ import orjson
 
 from authchain.errors import (
     AuthchainError,
+    CapacityError,
     ConfigurationError,
-    DPoPError,
+    Input,
     RemoteError,
-    ReplayCacheFullError,
-    ReplayError,
     UntrustedIssuerError,
 )
 from authchain.sdk.client import AuthorityClient
@@ -55,13 +54,13 @@ from authchain.sdk.tracing import (
     execute_tool,
     invoke_agent,
 )
-from authchain.tokens.dpop import ReplayCache
 from authchain.tokens.presentation import Presentation, verify_presentation
-from authchain.tokens.task_token import TrustList, verify_task_token
+from authchain.tokens.replay import ReplayCache
+from authchain.tokens.task_token import TrustList
 
 __all__ = ["AuthchainMiddleware", "VerifiedCall", "requires_scope", "describe_action"]
 
-_log = logging.getLogger("authchain.sdk.middleware")
+_log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -284,19 +283,6 @@ class AuthchainMiddleware:
             assert self._trust.trust is not None
             return attempt(self._trust.trust)
 
-    def _token_fault(self, token: str) -> bool:
-        """Was a refusal caused by the token (``invalid_token``) rather than the proof?"""
-        trust = self._trust.trust
-        if trust is None:
-            return True
-        try:
-            verify_task_token(
-                token, trust=trust, audience=self._trust.trust_domain or "", now=int(self.clock())
-            )
-        except AuthchainError:
-            return True
-        return False
-
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         htu = self.htu(scope)
@@ -427,11 +413,14 @@ class AuthchainMiddleware:
         htu: str,
         traceparent: str | None,
     ) -> None:
-        if isinstance(exc, ReplayCacheFullError):
+        if isinstance(exc, CapacityError):
+            # A full replay cache says nothing about the request: retry later (not evidence).
             await _send_response(send, _problem(503, exc.code, exc.message, {"Retry-After": "1"}))
             return
-        proof_fault = isinstance(exc, DPoPError | ReplayError) or not self._token_fault(token)
-        error = "invalid_dpop_proof" if proof_fault else "invalid_token"
+        # RFC 9449 section 7.1: the presentation verifier names the input it refused, so the error
+        # is a lookup. Anything not about the proof (the token, or the authority's keys being
+        # unusable) is answered as the token's fault, which asks the client for a new token.
+        error = "invalid_dpop_proof" if exc.input is Input.PRESENTED_PROOF else "invalid_token"
         context = TraceContext.parse(traceparent)
         report: dict[str, Any] = {
             "token": token,

@@ -34,7 +34,7 @@ from authchain.errors import RemoteError, RemoteUnavailableError, StorageError
 
 __all__ = ["Outbox", "OutboxSender", "DeadReport"]
 
-_log = logging.getLogger("authchain.sdk.outbox")
+_log = logging.getLogger(__name__)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS outbox (

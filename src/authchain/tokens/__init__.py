@@ -1,102 +1,73 @@
-"""Tokens: task tokens, the rules of a hop, revocation, DPoP proofs, ID tokens, and compact JWS."""
+"""Tokens: task tokens and the rules of a hop, DPoP proofs, presentations, and ID tokens.
+
+What a user calls is exported here. The modules, one per job:
+
+- ``claims``: :class:`TaskTokenClaims`, the claim set of a task token, and its strict reader;
+- ``task_token``: :func:`mint_task_token`, :func:`verify_task_token` and the :class:`TrustList`;
+- ``hop``: the rules of a hop (:func:`derive_child_claims`, :func:`first_token_claims`);
+- ``dpop``: DPoP proofs (:func:`create_proof`, :func:`verify_proof`), configured with
+  ``htu`` (:func:`normalize_htu`), ``replay`` (:class:`ReplayCache`) and ``nonce``
+  (:class:`NonceSource`);
+- ``presentation``: :func:`verify_presentation`, a token and its proof as a resource server gets them;
+- ``id_token``: the initiator's ID token (:func:`verify_id_token`, :class:`LocalIdentityProvider`);
+- ``jws``: the one compact-JWS parser and signer under all of them (internal, as is ``_frozen``).
+"""
 
 from __future__ import annotations
 
-from authchain.tokens.dpop import (
-    DPOP_TYP,
-    MAX_PROOF_BYTES,
-    DPoPProof,
-    NonceSource,
-    ReplayCache,
-    create_proof,
-    normalize_htu,
-    verify_proof,
-)
+from authchain.tokens.claims import TaskTokenClaims
+from authchain.tokens.dpop import DPoPProof, create_proof, verify_proof
 from authchain.tokens.hop import (
-    DEFAULT_HOP_LIFETIME,
-    DEFAULT_MAX_DEPTH,
     TOKEN_EXCHANGE_GRANT_TYPE,
     HopRequest,
     derive_child_claims,
     first_token_claims,
 )
+from authchain.tokens.htu import normalize_htu
 from authchain.tokens.id_token import (
     ID_TOKEN_TYPE,
     LocalIdentityProvider,
     VerifiedAssertion,
     verify_id_token,
 )
-from authchain.tokens.jws import (
-    MAX_HEADER_BYTES,
-    MAX_TOKEN_BYTES,
-    UnverifiedJWS,
-    parse_compact,
-    sign_compact,
-)
-from authchain.tokens.revocation import IssuedToken, RevocationSet
+from authchain.tokens.nonce import NonceSource
+from authchain.tokens.presentation import Presentation, verify_presentation
+from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import (
-    MAX_CHAIN_DEPTH,
-    MAX_SKEW,
-    TXN_TOKEN_TYP,
     TXN_TOKEN_TYPE_URN,
-    FrozenDict,
-    FrozenList,
-    TaskTokenClaims,
     TrustList,
     VerifiedTaskToken,
-    act_from_chain,
-    chain_from_act,
-    freeze_json,
     mint_task_token,
-    parse_scope,
     verify_task_token,
 )
 
 __all__ = [
     # task tokens
-    "TXN_TOKEN_TYP",
-    "TXN_TOKEN_TYPE_URN",
-    "MAX_CHAIN_DEPTH",
-    "MAX_SKEW",
     "TaskTokenClaims",
-    "VerifiedTaskToken",
     "TrustList",
-    "FrozenDict",
-    "FrozenList",
-    "freeze_json",
+    "VerifiedTaskToken",
     "mint_task_token",
     "verify_task_token",
-    "act_from_chain",
-    "chain_from_act",
-    "parse_scope",
     # hops
-    "DEFAULT_HOP_LIFETIME",
-    "TOKEN_EXCHANGE_GRANT_TYPE",
-    "DEFAULT_MAX_DEPTH",
     "HopRequest",
     "derive_child_claims",
     "first_token_claims",
-    # revocation
-    "IssuedToken",
-    "RevocationSet",
     # DPoP
-    "DPOP_TYP",
-    "MAX_PROOF_BYTES",
     "DPoPProof",
     "NonceSource",
     "ReplayCache",
     "create_proof",
     "normalize_htu",
     "verify_proof",
+    # presentations
+    "Presentation",
+    "verify_presentation",
     # ID tokens
-    "ID_TOKEN_TYPE",
     "LocalIdentityProvider",
     "VerifiedAssertion",
     "verify_id_token",
-    # compact JWS
-    "MAX_HEADER_BYTES",
-    "MAX_TOKEN_BYTES",
-    "UnverifiedJWS",
-    "parse_compact",
-    "sign_compact",
+    # RFC 8693 identifiers
+    "ID_TOKEN_TYPE",
+    "TOKEN_EXCHANGE_GRANT_TYPE",
+    "TXN_TOKEN_TYPE_URN",
 ]

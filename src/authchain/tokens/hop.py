@@ -40,13 +40,8 @@ from authchain.errors import (
     ScopeEscalationError,
 )
 from authchain.identity.spiffe import SpiffeId
-from authchain.tokens.task_token import (
-    MAX_CHAIN_DEPTH,
-    TaskTokenClaims,
-    VerifiedTaskToken,
-    act_from_chain,
-    parse_scope,
-)
+from authchain.tokens.claims import MAX_CHAIN_DEPTH, TaskTokenClaims, act_from_chain, parse_scope
+from authchain.tokens.task_token import VerifiedTaskToken
 
 __all__ = [
     "TOKEN_EXCHANGE_GRANT_TYPE",

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from authchain._encoding import json_loads_strict, sha256_b64url
+from authchain._encoding import sha256_b64url
 from authchain.errors import (
     AudienceError,
     ClaimError,
@@ -85,7 +85,8 @@ def verify_id_token(
 ) -> VerifiedAssertion:
     """Verify an initiator's ID token and return its assertion, or raise a ``VerificationError``.
 
-    1. RFC 8725 section 3.1: the algorithm allow-list (inside ``parse_compact``), before anything else.
+    1. RFC 7515 section 7.1 and RFC 8725 section 3.1: the compact-JWS checks every kind of token
+       shares (``parse_compact``), the algorithm allow-list among them, before anything else.
     2. RFC 7515 section 4.1.9: if ``typ`` is present it must be ``JWT``; a task token or a DPoP proof
        is never accepted as an ID token (RFC 8725 section 3.11, explicit typing).
     3. OIDC Core 3.1.3.7 (2): ``iss`` is one of the configured issuers. Keys are never fetched
@@ -96,16 +97,14 @@ def verify_id_token(
     7. OIDC Core 2: ``sub`` is present and bounded.
     """
     # 1.
-    jws = parse_compact(token)
+    jws = parse_compact(token, what="ID token")
     # 2.
     typ = jws.unverified_header.get("typ")
     if typ is not None and (
         not isinstance(typ, str) or typ.lower() not in ("jwt", "application/jwt")
     ):
         raise TokenTypeError(f"ID token type {typ!r} is not 'JWT'")
-    unverified_claims = json_loads_strict(jws.payload, max_len=8192)
-    if not isinstance(unverified_claims, dict):
-        raise ClaimError("ID token payload is not a JSON object")
+    unverified_claims = jws.unverified_claims()
     # 3.
     iss = _str(unverified_claims, "iss")
     assert iss is not None
