@@ -141,9 +141,10 @@ def test_verified_call_reaches_the_handler_and_the_action_is_reported(
     assert event["action"] == "crm.update"
     assert event["resource"] == "crm://accounts/acme"
     assert event["actor"] == CRM_AGENT and event["initiator"] == ALICE
-    assert event["attrs"]["executor"] == TOOL  # type: ignore[index]
-    assert event["attrs"]["fields"] == 2  # type: ignore[index]
-    assert "unattributed" not in event["attrs"]  # type: ignore[operator]
+    # What the authority derived is its detail; what the tool said is kept apart, as reported.
+    assert event["detail"]["executor"] == TOOL  # type: ignore[index]
+    assert event["reported"]["attrs"]["fields"] == 2  # type: ignore[index]
+    assert "unattributed" not in event["detail"]  # type: ignore[operator]
 
 
 def test_replayed_request_is_refused_and_the_replay_is_evidence(world: World, tool: Tool) -> None:
@@ -159,7 +160,7 @@ def test_replayed_request_is_refused_and_the_replay_is_evidence(world: World, to
     tool.deliver()
     event = last_event(world)
     assert event["kind"] == "action.refused"
-    assert event["attrs"]["error"] == "replay"  # type: ignore[index]
+    assert event["detail"]["error"] == "replay"  # type: ignore[index]
 
 
 def test_token_presented_with_another_workloads_key_is_refused(world: World, tool: Tool) -> None:
@@ -170,7 +171,7 @@ def test_token_presented_with_another_workloads_key_is_refused(world: World, too
     tool.deliver()
     event = last_event(world)
     assert event["kind"] == "action.refused"
-    assert event["attrs"]["holder"] == CRM_AGENT  # type: ignore[index]
+    assert event["detail"]["holder"] == CRM_AGENT  # type: ignore[index]
 
 
 def test_proof_for_another_url_or_method_is_refused(world: World, tool: Tool) -> None:
@@ -211,7 +212,8 @@ def test_route_scope_is_enforced_and_the_refusal_reported(world: World, tool: To
     event = last_event(world)
     assert event["kind"] == "action.refused"
     assert event["outcome"] == "refused"
-    assert event["attrs"]["error"] == "scope_escalation"  # type: ignore[index]
+    # The route's scope check is the tool's own decision: the authority keeps it as reported.
+    assert event["reported"]["refusal"] == "scope_escalation"  # type: ignore[index]
 
 
 def test_request_without_a_task_token_is_refused_and_not_reported(world: World, tool: Tool) -> None:
