@@ -291,9 +291,17 @@ class ClaimError(VerificationError):
 
 
 class KeyBindingError(VerificationError):
-    """The presenter's key is not the key the token is bound to (``cnf.jkt``)."""
+    """The presenter's key is not the key the token is bound to (``cnf.jkt``).
+
+    ``presenter_jkt`` is the thumbprint of the key that did sign, when a verified proof showed it
+    (a proof that passed every other check): evidence of who presented someone else's token.
+    """
 
     code = "key_binding_mismatch"
+
+    def __init__(self, message: str, presenter_jkt: str | None = None) -> None:
+        super().__init__(message)
+        self.presenter_jkt = presenter_jkt
 
 
 class ReplayError(VerificationError):

@@ -18,10 +18,9 @@ from authchain.audit.records import ActionInvoked, ActionRefused
 from authchain.authority.keys import Signer
 from authchain.authority.recorder import MAX_REASON, Recorder
 from authchain.authority.revocation import Revocations
-from authchain.errors import AuthchainError, Input, MalformedError
+from authchain.errors import AuthchainError, Input, KeyBindingError, MalformedError
 from authchain.identity.registry import Registry
 from authchain.tokens.dpop import verify_proof
-from authchain.tokens.presentation import verify_presentation
 from authchain.tokens.replay import ReplayCache
 from authchain.tokens.task_token import verify_task_token
 from authchain.tracecontext import TraceContext
@@ -113,40 +112,57 @@ class ActionReports:
         if token is None:
             return self._recorder.record(ActionInvoked(unattributed=True, **fields), trace)
         fields["token"] = sha256_b64url(token)
+        # The presentation is verified in its two steps here rather than with
+        # verify_presentation, because what held before a step failed is evidence (a replayed
+        # token's claims, the key that presented it), and nothing is verified twice to recover it.
+        # 1. The token, as of the time of the action.
         try:
-            presented = verify_presentation(
-                token,
-                proof or "",
-                htm=htm,
-                htu=htu or "",
-                trust=self._signer.trust,
-                audience=self._trust_domain,
-                now=at,
-                replay_cache=None,
+            verified = verify_task_token(
+                token, trust=self._signer.trust, audience=self._trust_domain, now=at
             )
         except AuthchainError as exc:
-            self._unverified(exc, token, proof, htm, htu, at, fields)
+            fields.update(error=exc.code, reason=exc.message[:MAX_REASON])
             return self._refused_or_unattributed(fields, refusal, trace)
-        claims = presented.claims
+        claims = verified.claims
         fields.update(
             txn=claims.txn,
             initiator=claims.sub,
-            actor=claims.actor,
             chain=tuple(claims.chain),
             scope=tuple(claims.scope),
-            parent_token=claims.prev,
             jti=claims.jti,
             log=claims.log,
-            proof_jti=presented.proof.jti,
+        )
+        # 2. The proof, for this request and this token, by the token's holder.
+        try:
+            dpop = verify_proof(
+                proof or "",
+                htm=htm,
+                htu=htu or "",
+                now=at,
+                replay_cache=None,
+                access_token=token,
+                expected_jkt=claims.cnf_jkt,
+            )
+        except AuthchainError as exc:
+            fields.update(error=exc.code, reason=exc.message[:MAX_REASON], holder=claims.actor)
+            # Another registered workload's verified proof names who presented the token.
+            jkt = exc.presenter_jkt if isinstance(exc, KeyBindingError) else None
+            signer = self._registry().workload_by_jkt(jkt) if jkt else None
+            if signer is not None:
+                fields["actor"] = signer.id
+            return self._refused_or_unattributed(fields, refusal, trace)
+        fields.update(
+            actor=claims.actor,
+            parent_token=claims.prev,
+            proof_jti=dpop.jti,
             decision_id=(claims.authz or {}).get("id"),
         )
+        # 3. Single use across every service of the domain, and revocation.
         try:
             self._presentations.check_and_store(
-                f"{presented.proof.thumbprint}:{presented.proof.jti}",
-                at + _PRESENTATION_WINDOW,
-                now,
+                f"{dpop.thumbprint}:{dpop.jti}", at + _PRESENTATION_WINDOW, now
             )
-            self._revocations.check(presented.token)
+            self._revocations.check(verified)
         except AuthchainError as exc:
             fields.update(error=exc.code, reason=exc.message[:MAX_REASON])
             return self._refused_or_unattributed(fields, refusal, trace)
@@ -154,54 +170,6 @@ class ActionReports:
             fields["outcome"] = "refused"
             return self._recorder.record(ActionRefused(**fields), trace)
         return self._recorder.record(ActionInvoked(**fields), trace)
-
-    def _unverified(
-        self,
-        exc: AuthchainError,
-        token: str,
-        proof: str | None,
-        htm: str,
-        htu: str | None,
-        at: int,
-        fields: dict[str, Any],
-    ) -> None:
-        """What the log can still prove of a presentation that did not verify."""
-        fields.update(error=exc.code, reason=exc.message[:MAX_REASON])
-        # The token's signature may verify though the presentation does not (another key presented
-        # it: a replay). Then its claims are authentic and name the task and its holder.
-        try:
-            verified = verify_task_token(
-                token, trust=self._signer.trust, audience=self._trust_domain, now=self._now()
-            )
-        except AuthchainError:
-            verified = None
-        if verified is not None:
-            c = verified.claims
-            fields.update(
-                txn=c.txn,
-                initiator=c.sub,
-                chain=tuple(c.chain),
-                scope=tuple(c.scope),
-                holder=c.actor,
-                jti=c.jti,
-                log=c.log,
-            )
-        # The presenter is named only when its own proof says who it is: a proof for this request
-        # and this token, signed by a registered workload's key.
-        try:
-            signed = verify_proof(
-                proof or "",
-                htm=htm,
-                htu=htu or "",
-                now=at,
-                replay_cache=None,
-                access_token=token,
-            )
-        except AuthchainError:
-            return
-        workload = self._registry().workload_by_jkt(signed.thumbprint)
-        if workload is not None:
-            fields["actor"] = workload.id
 
     def _refused_or_unattributed(
         self, fields: dict[str, Any], refusal: str | None, trace: TraceContext

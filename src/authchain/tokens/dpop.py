@@ -287,7 +287,9 @@ def verify_proof(
             raise DPoPAccessTokenHashError("DPoP proof 'ath' is not the presented token's hash")
     thumbprint = key.thumbprint
     if expected_jkt is not None and thumbprint != expected_jkt:
-        raise KeyBindingError("DPoP proof is signed by a key other than the token's cnf.jkt")
+        raise KeyBindingError(
+            "DPoP proof is signed by a key other than the token's cnf.jkt", thumbprint
+        )
 
     # RFC 9449 section 11.1: the jti, last, so that only a proof that passed every other check
     # consumes it. It is kept until the proof would fall out of the acceptance window.

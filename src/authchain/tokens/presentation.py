@@ -2,7 +2,8 @@
 
 A holder presents ``Authorization: DPoP <task token>`` with a ``DPoP`` proof (RFC 9449 section 7.1).
 :func:`verify_presentation` verifies both and binds them together; the tool middleware runs it on
-every request and the authority runs it again on every action reported to it. It needs only the
+every request. (The authority, which must keep what held when a later step fails, runs the same
+two verifiers itself on every action reported to it.) It needs only the
 token code: a tool that verifies tokens loads no authority, policy engine or store.
 
 Each refusal names the input it is about (:class:`~authchain.errors.Input`): the presented token,
