@@ -80,7 +80,15 @@ def realistic_event(n: int) -> AuditEvent:
         },
         outcome="allowed",
         trust_domain="example.org",
-        attrs={"depth": 2, "jti": uuid7(), "exp": 1764364957},
+        # The version 2 shape this release writes: the authority's own members in ``detail``.
+        v=2,
+        detail={
+            "depth": 2,
+            "jti": uuid7(),
+            "exp": 1764364957,
+            "parent_jti": uuid7(),
+            "parent_log": n,
+        },
     )
 
 

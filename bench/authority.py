@@ -388,7 +388,7 @@ def replicate(template: list[AuditEvent], first: int) -> list[AuditEvent]:
     hashes = [sha256_b64url(os.urandom(16)) for _ in range(4)]
     out = []
     for n, event in enumerate(template):
-        attrs = dict(event.attrs or {})
+        attrs = dict(event.detail or {})
         changes: dict[str, Any] = {
             "id": uuid7(),
             "txn": txn,
@@ -407,7 +407,7 @@ def replicate(template: list[AuditEvent], first: int) -> list[AuditEvent]:
             attrs.update(jti=jtis[3], log=first + 3, proof_jti=uuid7(), decision_id=uuid7())
             changes["token"] = hashes[3]
             changes["parent_token"] = hashes[2]
-        changes["attrs"] = attrs
+        changes["detail"] = attrs
         out.append(dataclasses.replace(event, **changes))
     return out
 

@@ -351,7 +351,7 @@ class InvalidKeyError(VerificationError):
 
 
 class HopError(VerificationError):
-    """A hop (delegation) breaks one of the rules of DESIGN.md, section "Tokens"."""
+    """A hop (delegation) breaks one of the rules of a hop (docs/tokens.md)."""
 
     code = "hop_refused"
 

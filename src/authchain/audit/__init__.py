@@ -1,4 +1,4 @@
-"""The tamper-evident audit log (DESIGN.md, "Audit log").
+"""The tamper-evident audit log (docs/audit-log.md).
 
 Events (:mod:`~authchain.audit.events`) are RFC 8785 canonical JSON; the log is an RFC 9162 Merkle
 tree (:mod:`~authchain.audit.merkle`) whose state is a C2SP checkpoint signed as a C2SP note with

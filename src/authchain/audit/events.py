@@ -1,4 +1,4 @@
-"""Audit events: the records the log holds (DESIGN.md, "Audit log").
+"""Audit events: the records the log holds (docs/audit-log.md).
 
 An :class:`AuditEvent` is a frozen value object. Its leaf bytes, the input of the Merkle leaf hash,
 are the RFC 8785 canonical JSON of :meth:`AuditEvent.to_dict`, produced by :mod:`authchain.jcs`.
@@ -84,7 +84,7 @@ EVENT_VERSION: Final = 2
 #: What became of the thing the event records.
 OUTCOMES: Final[frozenset[str]] = frozenset({"allowed", "denied", "succeeded", "failed", "refused"})
 
-#: The members of an event, in DESIGN.md order. ``id``, ``time`` and ``kind`` are required.
+#: The members of an event, in the order of the design. ``id``, ``time`` and ``kind`` are required.
 EVENT_FIELDS: Final[tuple[str, ...]] = (
     "id",
     "time",
@@ -112,7 +112,7 @@ _OBJECTS: Final = ("attrs", "detail", "reported")
 _REQUIRED: Final = ("id", "time", "kind")
 _REQUIRED_SET: Final = frozenset(_REQUIRED)
 
-#: The members of ``decision`` (DESIGN.md, "Policy").
+#: The members of ``decision`` (docs/policy.md).
 DECISION_FIELDS: Final[frozenset[str]] = frozenset(
     {"id", "effect", "policies", "reasons", "errors", "policy_set_hash"}
 )
@@ -122,7 +122,7 @@ ATTRS_MAX_BYTES: Final = 8 * 1024
 #: A whole event; the other fields are bounded individually, this bounds the sum.
 EVENT_MAX_BYTES: Final = 64 * 1024
 
-_MAX_CHAIN: Final = 64  # delegation depth is bounded far below this (DESIGN.md, "Tokens")
+_MAX_CHAIN: Final = 64  # delegation depth is bounded far below this (docs/tokens.md)
 _MAX_SCOPE: Final = 256
 _MAX_DECISION_ITEMS: Final = 256
 _MAX_TEXT: Final = 2048
@@ -448,7 +448,7 @@ def _leaf(members: dict[str, Any], utf16_order: bool) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One thing that happened, as the log records it (DESIGN.md, "Audit log").
+    """One thing that happened, as the log records it (docs/audit-log.md).
 
     Construction checks every field and computes the canonical leaf bytes once; an event that
     exists is one the log accepts. ``chain`` and ``scope`` accept any sequence and are kept as

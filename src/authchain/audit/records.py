@@ -140,6 +140,8 @@ class Record:
     KIND: ClassVar[Kind]
     #: The detail members of this kind and their JSON types (computed once per class).
     _DETAIL: ClassVar[dict[str, str]]
+    #: The envelope members this kind has (computed once per class; to_event runs on every append).
+    _OWN_ENVELOPE: ClassVar[tuple[str, ...]]
 
     id: str | None = None
     time: str | None = None
@@ -167,16 +169,13 @@ class Record:
         """The version 2 envelope of this record, ready to append. Absent members are omitted."""
         fields: dict[str, Any] = {}
         detail: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            name = f.name
-            if name in _PROVENANCE:
-                continue
+        for name in self._OWN_ENVELOPE:
             value = getattr(self, name)
-            if value is None:
-                continue
-            if name in _ENVELOPE_SET:
+            if value is not None:
                 fields[name] = value
-            else:
+        for name in self._DETAIL:
+            value = getattr(self, name)
+            if value is not None:
                 detail[name] = list(value) if isinstance(value, tuple) else value
         return AuditEvent(
             id=id,
@@ -466,6 +465,7 @@ _CLASSES: Final[dict[str, type[Record]]] = {
 assert set(_CLASSES) == {k.value for k in Kind}, "every kind has exactly one record type"
 for _cls in _CLASSES.values():
     _cls._DETAIL = _detail_types(_cls)
+    _cls._OWN_ENVELOPE = tuple(f.name for f in dataclasses.fields(_cls) if f.name in _ENVELOPE_SET)
 
 # Version 1 spelt a few detail members differently (``attrs.kind`` of a registration).
 _V1_NAMES: Final[dict[str, dict[str, str]]] = {

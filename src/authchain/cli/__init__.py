@@ -1,4 +1,4 @@
-"""The ``authchain`` command line: a thin adapter over the core (DESIGN.md, "Command-line contract").
+"""The ``authchain`` command line: a thin adapter over the core (docs/architecture.md).
 
 Each sub-command group lives in its own module and registers itself on :data:`app`. Errors become
 one line on stderr and a non-zero exit code, never a traceback.

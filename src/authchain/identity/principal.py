@@ -1,4 +1,4 @@
-"""Principals: anything that can hold authority (DESIGN.md, "Vocabulary").
+"""Principals: anything that can hold authority (docs/architecture.md).
 
 There are four kinds. A ``user`` is a human (or a triggering system) known only through the ``sub``
 of an ID token from a trusted issuer; ``agent``, ``tool`` and ``service`` are workloads, each named

@@ -1,4 +1,4 @@
-"""Request-time policy with Cedar (DESIGN.md, "Policy"; docs/policy.md).
+"""Request-time policy with Cedar (docs/policy.md).
 
 Every task start, hop and invocation is decided by a :class:`PolicyEngine` when it is requested.
 Each :class:`Decision` names its determining policies, their reasons, any evaluation errors, and

@@ -1,9 +1,9 @@
-"""The record of one policy evaluation (DESIGN.md, "Policy").
+"""The record of one policy evaluation (docs/policy.md).
 
 A decision says not just "allowed" but which policies decided, why (their ``@reason``), what went
 wrong while evaluating, and in which exact policy set (``policy_set_hash``). Its :meth:`to_dict`
 form is the ``decision`` member of an audit event; :meth:`authz_claim` is the ``authz`` claim of the
-task token it allowed (DESIGN.md, "Tokens").
+task token it allowed (docs/tokens.md).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Decision:
         }
 
     def authz_claim(self) -> dict[str, Any]:
-        """The ``authz`` claim of a task token issued on this decision (DESIGN.md, "Tokens")."""
+        """The ``authz`` claim of a task token issued on this decision (docs/tokens.md)."""
         return {
             "id": self.id,
             "policies": list(self.policies),

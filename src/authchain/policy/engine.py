@@ -1,4 +1,4 @@
-"""Request-time policy over Cedar (DESIGN.md, "Policy"; docs/policy.md).
+"""Request-time policy over Cedar (docs/policy.md).
 
 The engine loads a directory of ``.cedar`` files once: each file is parsed and validated against
 the Authchain schema, every policy must carry an ``@id`` and a ``@reason``, and the whole set is

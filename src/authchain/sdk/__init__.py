@@ -1,4 +1,4 @@
-"""What agents and tools import (DESIGN.md, "Layers"): they talk to the authority over HTTP.
+"""What agents and tools import (docs/architecture.md): they talk to the authority over HTTP.
 
 - Agents: :class:`AgentAuth` (an ``httpx`` auth that presents the held task token with a fresh DPoP
   proof, starts tasks and delegates) over :class:`AuthorityClient` / :class:`AsyncAuthorityClient`.

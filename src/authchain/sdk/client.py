@@ -6,7 +6,7 @@ workload by the key. The request is built and the answer parsed by pure function
 clients do the I/O: :class:`AuthorityClient` over ``httpx.Client`` and :class:`AsyncAuthorityClient`
 over ``httpx.AsyncClient``. Both follow a ``use_dpop_nonce`` challenge once (RFC 9449 section 8).
 
-The SDK never imports server code (DESIGN.md, "Layers").
+The SDK never imports server code (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The authority's HTTP API (DESIGN.md, "Layers": a thin adapter over :class:`Authority`).
+"""The authority's HTTP API (a thin adapter over :class:`Authority`).
 
 :func:`create_app` returns a Starlette ASGI application; ``authchain serve`` runs it on uvicorn.
 """

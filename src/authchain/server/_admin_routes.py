@@ -73,7 +73,7 @@ async def revoke(state: State, request: Request) -> Response:
     if token is not None:
         if token_hash is not None:
             raise HttpError(400, "invalid_request", "give token or token_hash, not both")
-        # Only the hash travels further: raw tokens never reach the log (DESIGN.md, "Tokens").
+        # Only the hash travels further: raw tokens never reach the log (docs/tokens.md).
         token_hash = sha256_b64url(token)
     if (token_hash is None) == (txn is None):
         raise HttpError(

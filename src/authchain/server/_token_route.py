@@ -1,4 +1,4 @@
-"""``POST /token``: the task start and the hop of DESIGN.md over RFC 8693 token exchange, each request
+"""``POST /token``: the task start and the hop over RFC 8693 token exchange, each request
 authenticated by the requester's DPoP proof (RFC 9449 section 5).
 
 This route checks only that the request is a token-exchange request (media type, parameters, token

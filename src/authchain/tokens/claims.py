@@ -2,7 +2,7 @@
 
 :class:`TaskTokenClaims` is the claim set as an immutable value, and :meth:`TaskTokenClaims.from_payload`
 its strict reader: types, forms and size limits on every field, run on every token a verifier
-accepts and on every claim set the authority signs (DESIGN.md, "Tokens"). Minting and verifying are
+accepts and on every claim set the authority signs (docs/tokens.md). Minting and verifying are
 in :mod:`authchain.tokens.task_token`.
 
 References: draft-ietf-oauth-transaction-tokens-10 ("Txn-Tokens") section 9.2; RFC 7519 (JWT)
@@ -63,7 +63,7 @@ _ACT_MEMBERS: Final = frozenset({"sub", "act"})
 
 @dataclass(frozen=True, slots=True)
 class TaskTokenClaims:
-    """The claims of a task token (DESIGN.md, "Tokens").
+    """The claims of a task token (docs/tokens.md).
 
     ``act`` is the RFC 8693 section 4.1 nested actor chain: ``{"sub": current, "act": {...}}``, the
     outermost member the current actor and the most deeply nested the first. ``cnf_jkt`` is the

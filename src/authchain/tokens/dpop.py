@@ -1,7 +1,7 @@
 """DPoP proofs (RFC 9449): create one for a request, verify one against the request it came with.
 
-Every request a workload makes carries a DPoP proof signed by its registered key (DESIGN.md,
-"Tokens"). A tool service verifies the proof next to the task token on every request, so this path
+Every request a workload makes carries a DPoP proof signed by its registered key
+(docs/dpop.md). A tool service verifies the proof next to the task token on every request, so this path
 is written for speed as well as strictness: a proof is parsed by the one compact-JWS parser (whose
 header cache makes the header of a key's proofs parse once), the key its header carries is imported
 once and then looked up by the header's exact text, and the URL normalisation is cached.

@@ -1,4 +1,4 @@
-"""The rules of a hop, as pure functions (DESIGN.md, "Tokens").
+"""The rules of a hop, as pure functions (docs/tokens.md).
 
 A task token is bound to the actor that uses it; a hop hands authority to the next actor. Given a
 verified parent token, the thumbprint of the key that signed the holder's DPoP proof, and the
@@ -128,8 +128,7 @@ def derive_child_claims(
             f"delegation to `{next_actor}` would make the chain {len(chain) + 1} actors deep; "
             f"the limit is {max_depth}"
         )
-    # 5. No actor twice in one chain (DESIGN.md: "an actor may not delegate to itself in a
-    #    cycle"), unless policy explicitly allows it.
+    # 5. No actor twice in one chain (an actor may not delegate to itself in a cycle), unless policy explicitly allows it.
     if not allow_repeat_actor and next_actor in chain:
         position = chain.index(next_actor) + 1
         raise ChainCycleError(
@@ -190,7 +189,7 @@ def first_token_claims(
     rctx: Mapping[str, Any],
     task_deadline: int | None = None,
 ) -> TaskTokenClaims:
-    """The claims of the first token of a task (DESIGN.md, "Starting a task").
+    """The claims of the first token of a task (docs/http-api.md).
 
     ``initiator_sub`` is the ``sub`` of the verified user assertion; ``first_actor`` the SPIFFE ID
     of the agent the user asked, and ``first_actor_jkt`` the thumbprint of its registered key (the

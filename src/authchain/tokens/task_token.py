@@ -2,7 +2,7 @@
 request it receives.
 
 A task token (``typ: txntoken+jwt``) carries one task from its initiator through every actor that
-holds it (DESIGN.md, "Tokens"). Its claims are :class:`~authchain.tokens.claims.TaskTokenClaims`;
+holds it (docs/tokens.md). Its claims are :class:`~authchain.tokens.claims.TaskTokenClaims`;
 this module signs them and verifies them.
 
 The verifier is written for that hot path. It parses once, with the one compact-JWS parser (whose

@@ -1,4 +1,4 @@
-"""Storage of the audit log behind one protocol (DESIGN.md, "Audit log", "Storage").
+"""Storage of the audit log behind one protocol (docs/audit-log.md).
 
 :class:`LogStore` is what the authority, the attribution engine and the CLI use. SQLite (WAL) is the
 embedded default (:class:`~authchain.audit.store.sqlite.SQLiteStore`); a PostgreSQL store will

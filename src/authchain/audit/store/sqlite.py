@@ -1,4 +1,4 @@
-"""The embedded audit store: one SQLite file in WAL mode (DESIGN.md, "Storage").
+"""The embedded audit store: one SQLite file in WAL mode (docs/architecture.md).
 
 Durability: ``journal_mode=WAL`` with ``synchronous=FULL``, so a commit returns only after the WAL
 is synced and an acknowledged append survives power loss, not just a crashed process. Each batch is
