@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
-from authchain.audit.events import EVENT_VERSION, AuditEvent
+from authchain.audit.events import EVENT_FIELDS, EVENT_VERSION, AuditEvent
 from authchain.errors import LogIntegrityError, MalformedError
 
 __all__ = [
@@ -73,19 +73,25 @@ class Kind(StrEnum):
     KEY_ROTATED = "key.rotated"
 
 
-#: The members every event has at the top level, beside ``id``, ``time`` and the trace context.
-_ENVELOPE: Final = (
-    "txn",
-    "initiator",
-    "actor",
-    "chain",
-    "token",
-    "parent_token",
-    "action",
-    "resource",
-    "scope",
-    "decision",
-    "outcome",
+#: The members every event has at the top level that a record reads as its own: the event's fields
+#: less the stamp the recorder adds (id, time, trace context, trust domain) and the free-form
+#: objects (``attrs`` of version 1, ``detail`` and ``reported`` of version 2).
+_ENVELOPE: Final = tuple(
+    name
+    for name in EVENT_FIELDS
+    if name
+    not in {
+        "id",
+        "time",
+        "kind",
+        "trace_id",
+        "span_id",
+        "trust_domain",
+        "attrs",
+        "v",
+        "detail",
+        "reported",
+    }
 )
 _ENVELOPE_SET: Final = frozenset(_ENVELOPE)
 _PROVENANCE: Final = frozenset(
