@@ -7,13 +7,13 @@ from collections.abc import Callable
 import pytest
 
 from authchain.policy import (
-    DENY_BY_DEFAULT_REASON,
     Decision,
     Party,
     PolicyEngine,
     PolicyRequest,
     PolicySettings,
 )
+from authchain.policy.decision import DENY_BY_DEFAULT_REASON
 
 Build = Callable[..., PolicyRequest]
 

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authchain.policy import FAIL_CLOSED_REASON, Party, PolicyEngine, PolicyRequest
+from authchain.policy import Party, PolicyEngine, PolicyRequest
 from authchain.policy import engine as engine_module
+from authchain.policy.decision import FAIL_CLOSED_REASON
 
 Build = Callable[..., PolicyRequest]
 Write = Callable[..., Path]

@@ -10,25 +10,16 @@ Ed25519 (:mod:`~authchain.audit.checkpoint`, :mod:`~authchain.audit.note`);
 from __future__ import annotations
 
 from authchain.audit.checkpoint import (
-    DEFAULT_ORIGIN,
     Checkpoint,
     SignedCheckpoint,
     open_checkpoint,
     sign_checkpoint,
 )
-from authchain.audit.events import (
-    ATTRS_MAX_BYTES,
-    EVENT_MAX_BYTES,
-    KINDS,
-    OUTCOMES,
-    AuditEvent,
-    check_leaf,
-)
+from authchain.audit.events import EVENT_VERSION, AuditEvent
 from authchain.audit.merkle import (
     ConsistencyProof,
     InclusionProof,
     leaf_hash,
-    node_hash,
     verify_consistency,
     verify_inclusion,
 )
@@ -36,22 +27,16 @@ from authchain.audit.note import NoteSigner, NoteVerifier, open_note, sign_note
 from authchain.audit.verify import VerifiedLog, verify_log
 
 __all__ = [
-    "ATTRS_MAX_BYTES",
     "AuditEvent",
     "Checkpoint",
     "ConsistencyProof",
-    "DEFAULT_ORIGIN",
-    "EVENT_MAX_BYTES",
+    "EVENT_VERSION",
     "InclusionProof",
-    "KINDS",
     "NoteSigner",
     "NoteVerifier",
-    "OUTCOMES",
     "SignedCheckpoint",
     "VerifiedLog",
-    "check_leaf",
     "leaf_hash",
-    "node_hash",
     "open_checkpoint",
     "open_note",
     "sign_checkpoint",

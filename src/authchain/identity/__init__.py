@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-from authchain.identity.keys import (
-    ALLOWED_ALGORITHMS,
-    JWKS,
-    Algorithm,
-    KeyRing,
-    PublicKey,
-    SigningKey,
-    jwk_thumbprint,
-)
-from authchain.identity.principal import (
-    WORKLOAD_KINDS,
-    Principal,
-    PrincipalKind,
-    derive_workload_kind,
-)
+from authchain.identity.keys import JWKS, KeyRing, PublicKey, SigningKey, jwk_thumbprint
+from authchain.identity.principal import Principal, PrincipalKind
 from authchain.identity.registry import PrincipalRecord, Registry, WorkloadRecord
-from authchain.identity.spiffe import (
-    MAX_SPIFFE_ID_LENGTH,
-    MAX_TRUST_DOMAIN_LENGTH,
-    SpiffeId,
-    TrustDomain,
-)
+from authchain.identity.spiffe import SpiffeId, TrustDomain
 
 __all__ = [
-    "ALLOWED_ALGORITHMS",
     "JWKS",
-    "MAX_SPIFFE_ID_LENGTH",
-    "MAX_TRUST_DOMAIN_LENGTH",
-    "WORKLOAD_KINDS",
-    "Algorithm",
     "KeyRing",
     "Principal",
     "PrincipalKind",
@@ -42,6 +19,5 @@ __all__ = [
     "SpiffeId",
     "TrustDomain",
     "WorkloadRecord",
-    "derive_workload_kind",
     "jwk_thumbprint",
 ]

@@ -1,22 +1,13 @@
 """The authority's HTTP API (a thin adapter over :class:`Authority`).
 
 :func:`create_app` returns a Starlette ASGI application; ``authchain serve`` runs it on uvicorn.
+The OAuth error table lives in :mod:`authchain.server.errors`; the RFC 8693 identifiers are the
+token code's (:mod:`authchain.tokens`).
 """
 
 from __future__ import annotations
 
-from authchain.server._token_route import TOKEN_EXCHANGE, TXN_TOKEN_TYPE
 from authchain.server.app import create_app
-from authchain.server.errors import OAUTH_ERRORS, oauth_error_code
 from authchain.server.openapi import openapi_document
-from authchain.tokens.id_token import ID_TOKEN_TYPE
 
-__all__ = [
-    "ID_TOKEN_TYPE",
-    "OAUTH_ERRORS",
-    "TOKEN_EXCHANGE",
-    "TXN_TOKEN_TYPE",
-    "create_app",
-    "oauth_error_code",
-    "openapi_document",
-]
+__all__ = ["create_app", "openapi_document"]
