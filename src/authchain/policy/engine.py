@@ -136,7 +136,7 @@ class PolicyEngine:
         settings: PolicySettings | None = None,
     ) -> None:
         self._reload_lock = threading.Lock()
-        self._directory = _as_traversable(directory)
+        self._directory: Traversable | None = _as_traversable(directory)
         self._explicit_settings = settings
         self._loaded = _load(self._directory, settings)
 
@@ -155,6 +155,30 @@ class PolicyEngine:
     def default(cls, *, settings: PolicySettings | None = None) -> PolicyEngine:
         """The policy pack shipped with Authchain (``authchain/policy/default``)."""
         return cls(default_policy_directory(), settings=settings)
+
+    @classmethod
+    def from_canonical(cls, document: bytes, *, expected_hash: str | None = None) -> PolicyEngine:
+        """The engine of a published policy set: :meth:`canonical_policy_set`'s exact bytes.
+
+        This is how a tool evaluates ``invoke`` with the authority's current set, and how an
+        investigator re-evaluates a recorded decision: the bytes are the set, their SHA-256 is its
+        ``policy_set_hash`` (checked against ``expected_hash`` when given), and every policy is
+        validated against the schema again. The engine cannot :meth:`reload` (it has no directory).
+        Raises :class:`PolicyLoadError` for anything else.
+        """
+        digest = hashlib.sha256(document).hexdigest()
+        if expected_hash is not None and digest != expected_hash:
+            raise PolicyLoadError(
+                f"the policy set's SHA-256 is {digest}, not the expected {expected_hash}"
+            )
+        engine = cls.__new__(cls)
+        engine._reload_lock = threading.Lock()
+        engine._directory = None
+        engine._explicit_settings = None
+        engine._loaded = _from_canonical(document)
+        if engine._loaded.policy_set_hash != digest:
+            raise PolicyLoadError("the policy set document is not in its canonical form")
+        return engine
 
     # ---------------------------------------------------------------------------------------------
 
@@ -201,6 +225,11 @@ class PolicyEngine:
         """
         with self._reload_lock:
             if directory is None:
+                if self._directory is None:
+                    raise ConfigurationError(
+                        "this policy set was loaded from its canonical document; reload it from "
+                        "a directory"
+                    )
                 target = self._directory
                 if settings is None:
                     settings = self._explicit_settings
@@ -435,6 +464,17 @@ def _load(directory: Traversable, settings: PolicySettings | None) -> _LoadedSet
         else:
             settings = PolicySettings()
 
+    return _assemble(label, infos, ests, settings)
+
+
+def _assemble(
+    label: str,
+    infos: Mapping[str, PolicyInfo],
+    ests: Mapping[str, dict[str, Any]],
+    settings: PolicySettings,
+) -> _LoadedSet:
+    """A published set from parsed, validated policies and their settings."""
+    _, schema = _schema()
     order = sorted(infos)
     # Cedar's own ids are positional ("policy0"); giving it the @ids instead makes its diagnostics
     # name the policies the way every record does.
@@ -483,6 +523,59 @@ def _canonical(ests: tuple[dict[str, Any], ...], settings: dict[str, Any]) -> by
     """
     document = {"format": POLICY_SET_HASH_FORMAT, "policies": list(ests), "settings": settings}
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def _from_canonical(document: bytes) -> _LoadedSet:
+    """Parse and validate a canonical policy-set document (see :func:`_canonical`)."""
+    label = "policy set document"
+    if len(document) > _MAX_POLICY_FILE_BYTES * 16:
+        raise PolicyLoadError(f"{label}: {len(document)} bytes is too large")
+    try:
+        data = orjson.loads(document)
+    except orjson.JSONDecodeError as exc:
+        raise PolicyLoadError(f"{label}: not JSON") from exc
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != POLICY_SET_HASH_FORMAT
+        or not isinstance(data.get("policies"), list)
+        or not isinstance(data.get("settings"), dict)
+    ):
+        raise PolicyLoadError(f"{label}: not a {POLICY_SET_HASH_FORMAT} document")
+    infos: dict[str, PolicyInfo] = {}
+    ests: dict[str, dict[str, Any]] = {}
+    for position, est in enumerate(data["policies"], start=1):
+        annotations = est.get("annotations") if isinstance(est, dict) else None
+        pid = annotations.get("id") if isinstance(annotations, dict) else None
+        reason = annotations.get("reason") if isinstance(annotations, dict) else None
+        effect = est.get("effect") if isinstance(est, dict) else None
+        if (
+            not isinstance(pid, str)
+            or not _POLICY_ID.fullmatch(pid)
+            or pid in infos
+            or not isinstance(reason, str)
+            or not reason.strip()
+            or effect not in ("permit", "forbid")
+        ):
+            raise PolicyLoadError(
+                f"{label}: policy number {position} lacks a unique @id, a @reason or an effect"
+            )
+        infos[pid] = PolicyInfo(id=pid, effect=effect, reason=reason, file=label)
+        ests[pid] = est
+    settings = PolicySettings.from_dict(data["settings"])
+    # The same schema validation as files get: Cedar's own text of the set, validated.
+    combined = {"staticPolicies": ests, "templates": {}, "templateLinks": []}
+    _, schema = _schema()
+    try:
+        text = cedarpy.policies_from_json_str(json.dumps(combined))
+    except ValueError as exc:
+        raise PolicyLoadError(f"{label}: does not parse: {_one_line(str(exc))}") from exc
+    result = cedarpy.validate_policies(text, schema)
+    if not result.validation_passed:
+        messages = [_one_line(str(error.error)) for error in result.errors]
+        raise PolicyLoadError(
+            f"{label}: does not validate against the schema: {'; '.join(messages)}"
+        )
+    return _assemble(label, infos, ests, settings)
 
 
 def _load_file(

@@ -1,7 +1,8 @@
 """Discovery routes: what a client or a resource server reads before it talks to the authority.
 
-The verification keys (JWKS), the RFC 8414 metadata, the OpenAPI document, the description of every
-problem type, and liveness. All are public and none changes state.
+The verification keys (JWKS), the RFC 8414 metadata, the policy set in force, the OpenAPI document,
+the description of every problem type, and liveness. All are public (a policy is not secret: a
+denial names the rule it broke) and none changes state.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from authchain.tokens.hop import TOKEN_EXCHANGE_GRANT_TYPE
 from authchain.tokens.id_token import ID_TOKEN_TYPE
 from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN
 
-__all__ = ["jwks", "oauth_metadata", "openapi", "problem_type", "health"]
+__all__ = ["jwks", "oauth_metadata", "openapi", "policy", "problem_type", "health"]
 
 
 async def jwks(state: State, request: Request) -> Response:
@@ -49,11 +50,26 @@ def _metadata(state: State) -> dict[str, Any]:
         "authchain_dpop_nonce_required": authority.nonce_source is not None,
         # C2SP signed-note verifier key of the log's checkpoints, for witnesses and auditors.
         "authchain_log_verifier_key": authority.store.verifier_key(),
+        # The policy set in force, for tools that decide ``invoke`` with it.
+        "authchain_policy_endpoint": f"{issuer}/policy",
     }
 
 
 async def oauth_metadata(state: State, request: Request) -> Response:
     return json_response(_metadata(state), headers={"Cache-Control": "max-age=300"})
+
+
+async def policy(state: State, request: Request) -> Response:
+    """The policy set in force as its canonical document: the exact bytes whose SHA-256 is the
+    ``policy_set_hash`` every decision names, so a tool can check what it fetched and evaluate
+    ``invoke`` with it (``PolicyEngine.from_canonical``). The hash is the entity tag."""
+    engine = state.authority.policy
+    digest = engine.policy_set_hash
+    etag = f'"{digest}"'
+    headers = {"ETag": etag, "Cache-Control": "max-age=30", "Authchain-Policy-Set-Hash": digest}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(engine.canonical_policy_set(), media_type="application/json", headers=headers)
 
 
 async def openapi(state: State, request: Request) -> Response:

@@ -57,6 +57,7 @@ _ROUTES: tuple[tuple[str, str, _Handler], ...] = (
     ("/.well-known/jwks.json", "GET", _discovery_routes.jwks),
     ("/.well-known/oauth-authorization-server", "GET", _discovery_routes.oauth_metadata),
     ("/openapi.json", "GET", _discovery_routes.openapi),
+    ("/policy", "GET", _discovery_routes.policy),
     ("/problems/{code}", "GET", _discovery_routes.problem_type),
     ("/healthz", "GET", _discovery_routes.health),
     ("/token", "POST", _token_route.token),

@@ -321,6 +321,17 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "/openapi.json": {
             "get": {"summary": "This document.", "responses": {"200": _json("OpenAPI.", {})}}
         },
+        "/policy": {
+            "get": {
+                "summary": "The policy set in force, as the canonical document its hash covers.",
+                "responses": {
+                    "200": _json(
+                        "Canonical policy set (format, policies, settings).", {"type": "object"}
+                    ),
+                    "304": {"description": "Unchanged since the ETag sent in If-None-Match."},
+                },
+            }
+        },
         "/problems/{code}": {
             "get": {
                 "summary": "What a problem type means.",
