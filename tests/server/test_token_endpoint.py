@@ -292,6 +292,14 @@ def test_scope_escalation_is_invalid_scope_and_recorded(world: World) -> None:
 
 
 def test_task_start_denied_by_policy_is_invalid_scope(world: World) -> None:
+    # The planner may hold crm:delete, so its registration is no ceiling here (a scope beyond it is
+    # refused before policy); Alice was never granted it, and policy denies.
+    world.authority.register_workload(
+        PLANNER,
+        kind="agent",
+        jwk=world.keys[PLANNER].public.to_jwk(),
+        scopes=["research:read", "crm:read", "crm:write", "crm:delete"],
+    )
     response = world.post_token(world.start_form(scope="crm:delete"), world.proof(PLANNER))
     event = refused(world, response, "invalid_scope")
     assert event["kind"] == "task.denied"

@@ -107,6 +107,7 @@ def test_module_surfaces_are_pinned() -> None:
         "TOKEN_EXCHANGE_GRANT_TYPE",
         "derive_child_claims",
         "first_token_claims",
+        "receiver_scope",
     ]
     assert sorted(jws.__all__) == [
         "MAX_HEADER_BYTES",

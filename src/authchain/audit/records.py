@@ -299,18 +299,22 @@ class TaskDenied(Refusal):
     initiator_kind: str | None = None
     assertion_issuer: str | None = None
     purpose: str | None = None
+    #: The scopes the first actor is registered to hold, when the refusal was about scope.
+    allowed_scope: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HopDenied(Refusal):
     """A delegation refused. ``parent_token``/``parent_jti``/``parent_log`` name the presented token
-    when it verified; ``held_scope`` is its scope when the refusal was about scope."""
+    when it verified; when the refusal was about scope, ``held_scope`` is its scope and
+    ``allowed_scope`` the scopes the next actor is registered to hold."""
 
     KIND = Kind.HOP_DENIED
     action: str | None = "delegate"
     parent_jti: str | None = None
     parent_log: int | None = None
     held_scope: tuple[str, ...] | None = None
+    allowed_scope: tuple[str, ...] | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -402,7 +406,8 @@ class TaskEnded(Record):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadRegistered(Record):
     """A workload's identity bound to a key (``jkt`` its RFC 7638 thumbprint, ``jwk`` the public
-    key). ``previous_jkt`` is set when the identity changed keys."""
+    key). ``previous_jkt`` is set when the identity changed keys; ``endpoints`` are the URL
+    prefixes the workload serves (normalised), when it registered any."""
 
     KIND = Kind.WORKLOAD_REGISTERED
     actor: str
@@ -412,6 +417,7 @@ class WorkloadRegistered(Record):
     jwk: dict[str, Any]
     scopes: tuple[str, ...]
     previous_jkt: str | None = None
+    endpoints: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

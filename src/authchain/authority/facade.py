@@ -28,6 +28,7 @@ from authchain.identity.keys import JWKS, KeyRing, SigningKey
 from authchain.identity.registry import Registry, WorkloadRecord
 from authchain.policy import PolicyEngine
 from authchain.tokens.dpop import DPoPProof
+from authchain.tokens.id_token import DEFAULT_ID_TOKEN_MAX_AGE
 from authchain.tokens.nonce import NonceSource
 from authchain.tokens.task_token import TrustList
 
@@ -42,7 +43,8 @@ class Authority:
 
     ``nonce_source``, when given, makes DPoP nonces mandatory for every requester (RFC 9449
     section 8). ``token_endpoint`` and ``events_endpoint`` are the public URLs proofs must name
-    (never built from a request's ``Host`` header).
+    (never built from a request's ``Host`` header). ``id_token_max_age`` is how old (by ``iat``, in
+    seconds) an initiator's ID token may be when it starts a task.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class Authority:
         token_endpoint: str | None = None,
         events_endpoint: str | None = None,
         nonce_source: NonceSource | None = None,
+        id_token_max_age: int = DEFAULT_ID_TOKEN_MAX_AGE,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.trust_domain = trust_domain
@@ -74,7 +77,14 @@ class Authority:
         state = SideState(store)
         #: The only code that appends to the log.
         self.recorder = Recorder(store, trust_domain=trust_domain, clock=clock)
-        self._registration = Registration(self.recorder, state, lock)
+        self._revocations = Revocations(self.recorder, state, lock, lambda: self.registry)
+        self._registration = Registration(
+            self.recorder,
+            state,
+            lock,
+            trust_domain=trust_domain,
+            revoking=self._revocations.revoking,
+        )
         self._signer = Signer(
             self.recorder,
             state,
@@ -84,7 +94,6 @@ class Authority:
             clock=self.now,
             signing_key=signing_key,
         )
-        self._revocations = Revocations(self.recorder, state, lock)
         self._auth = Authenticator(lambda: self.registry, nonce_source=nonce_source)
         self._issuance = Issuance(
             recorder=self.recorder,
@@ -100,6 +109,7 @@ class Authority:
             token_lifetime=token_lifetime,
             task_lifetime=task_lifetime,
             max_depth=max_depth,
+            id_token_max_age=id_token_max_age,
         )
         self._actions = ActionReports(
             recorder=self.recorder,
@@ -176,8 +186,9 @@ class Authority:
 
         Raises:
             VerificationError: the request failed a check; ``exc.input`` names the input
-                (request details, DPoP proof, actor, subject token) and ``exc.log_index`` the entry
-                recording the refusal (none for ``DPoPNonceError``, a protocol round trip).
+                (request details, DPoP proof, actor, subject token, scope) and ``exc.log_index``
+                the entry recording the refusal (none for ``DPoPNonceError``, a protocol round
+                trip). A scope beyond the actor's registration is a ``ScopeEscalationError``.
             PolicyDenied: policy denied the start (recorded, with the decision).
             StorageError, ReplayCacheFullError: nothing was issued; retry later.
         """
@@ -263,16 +274,28 @@ class Authority:
     # Administration.
 
     def register_workload(
-        self, spiffe_id: str, *, kind: str, jwk: Mapping[str, Any], scopes: Iterable[str] = ()
+        self,
+        spiffe_id: str,
+        *,
+        kind: str,
+        jwk: Mapping[str, Any],
+        scopes: Iterable[str] = (),
+        endpoints: Iterable[str] = (),
     ) -> int:
-        """Register (or re-register) a workload's key; returns the log index.
+        """Register (or re-register) a workload of this trust domain: its key, the scopes it may
+        ever hold (a ceiling on every token it receives) and the URL prefixes it serves
+        (``endpoints``: https, or http for a loopback host). Returns the log index. A new key ends
+        every token bound to the old one.
 
         Raises:
             InvalidSpiffeIdError, InvalidPrincipalError, InvalidKeyError: the registration is
-                malformed, or the key belongs to another workload. Nothing changes.
+                malformed, names another trust domain, or the key belongs to another workload.
+                Nothing changes.
             StorageError: not recorded, so not applied.
         """
-        return self._registration.register_workload(spiffe_id, kind=kind, jwk=jwk, scopes=scopes)
+        return self._registration.register_workload(
+            spiffe_id, kind=kind, jwk=jwk, scopes=scopes, endpoints=endpoints
+        )
 
     def register_principal(
         self, sub: str, *, kind: str = "user", scopes: Iterable[str] = ()
@@ -289,7 +312,8 @@ class Authority:
         """Trust an OpenID issuer's ID tokens to start tasks; returns the log index.
 
         Raises:
-            InvalidPrincipalError, InvalidKeyError: the issuer URL or its keys are unusable.
+            InvalidPrincipalError, InvalidKeyError: the issuer URL or its keys are unusable (a JWK
+                Set without a key among them).
             StorageError: not recorded, so not applied.
         """
         return self._registration.trust_issuer(issuer, jwks)

@@ -3,7 +3,12 @@
 Each request is verified step by step, every step naming the input it judges when it refuses
 (:class:`authchain.errors.Input`); then the rules of a hop apply, policy decides at request time,
 the decision is recorded durably, and only then is the token signed. Every refusal is recorded too,
-with its machine code and the input that failed: denials are evidence.
+with its machine code and the input that failed: denials are evidence. What a refused request said
+that the log cannot hold as it is (a control character, an audience of three thousand characters)
+is kept escaped, cut and hashed in the refusal's ``reported`` member (:mod:`._untrusted`).
+
+The receiving workload's registered scopes are a ceiling on every token (:func:`receiver_scope`):
+the first actor's at a task start, the next actor's in a hop.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import orjson
 from authchain._encoding import json_loads_strict, sha256_b64url
 from authchain._ids import uuid7
 from authchain.audit.records import HopDenied, HopGranted, TaskDenied, TaskStarted
+from authchain.authority._untrusted import kept, loggable, recordable
 from authchain.authority.keys import Signer
 from authchain.authority.recorder import Recorder, refusal_fields
 from authchain.authority.requester import Authenticator
@@ -26,6 +32,7 @@ from authchain.errors import (
     AuthchainError,
     ChainCycleError,
     ClaimError,
+    ConfigurationError,
     DPoPNonceError,
     Input,
     InvalidSpiffeIdError,
@@ -39,8 +46,13 @@ from authchain.identity.registry import Registry, WorkloadRecord
 from authchain.identity.spiffe import SpiffeId
 from authchain.policy import Decision, Party, PolicyEngine, PolicyRequest
 from authchain.tokens.claims import TaskTokenClaims
-from authchain.tokens.hop import HopRequest, derive_child_claims, first_token_claims
-from authchain.tokens.id_token import verify_id_token
+from authchain.tokens.hop import (
+    HopRequest,
+    derive_child_claims,
+    first_token_claims,
+    receiver_scope,
+)
+from authchain.tokens.id_token import DEFAULT_ID_TOKEN_MAX_AGE, verify_id_token
 from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN, verify_task_token
 from authchain.tracecontext import TraceContext
 
@@ -121,6 +133,10 @@ def task_context(details: Mapping[str, Any] | str | None) -> dict[str, Any]:
     purpose = details.get("purpose", "")
     if not isinstance(purpose, str) or len(purpose) > MAX_PURPOSE:
         raise MalformedError(f"purpose must be a string of at most {MAX_PURPOSE} characters")
+    if not loggable(TaskDenied, purpose=purpose):
+        # The purpose is recorded with the task; a raw token or a lone surrogate in it would make
+        # the record (and so the task) impossible, so it is refused here, where it can be recorded.
+        raise MalformedError("purpose holds text the audit log cannot record")
     return dict(details)
 
 
@@ -157,7 +173,10 @@ class Issuance:
         token_lifetime: int,
         task_lifetime: int,
         max_depth: int,
+        id_token_max_age: int = DEFAULT_ID_TOKEN_MAX_AGE,
     ) -> None:
+        if type(id_token_max_age) is not int or not 0 < id_token_max_age <= 24 * 3600:
+            raise ConfigurationError("id_token_max_age must be 1 to 86400 seconds")
         self._recorder = recorder
         self._signer = signer
         self._auth = authenticator
@@ -171,6 +190,7 @@ class Issuance:
         self.token_lifetime = token_lifetime
         self.task_lifetime = task_lifetime
         self.max_depth = max_depth
+        self.id_token_max_age = id_token_max_age
 
     # ----------------------------------------------------------------------------------------------
     # Start a task.
@@ -199,7 +219,7 @@ class Issuance:
         }
 
         def refuse(exc: AuthchainError, **more: Any) -> AuthchainError:
-            record = TaskDenied(**{**denied, **more}, **refusal_fields(exc))
+            record = recordable(TaskDenied, {**denied, **more, **refusal_fields(exc)})
             return self._recorder.refuse(exc, record, trace)
 
         # 1. request_details becomes the immutable task context; the scope asked for is well formed.
@@ -210,31 +230,43 @@ class Issuance:
         try:
             requested = split_scope(scope)
         except AuthchainError as exc:
-            raise refuse(exc) from None
+            raise refuse(exc, reported=_scope_kept(scope)) from None
         # 2. The first actor: the registered workload whose key signed the DPoP proof.
         actor = self._requester(dpop_proof, htm, htu, now, refuse)
         proof, workload = actor
         denied.update(actor=workload.id, chain=(workload.id,))
-        # 3. The initiator's assertion: an ID token of a trusted issuer, for this authority.
+        # 3. The initiator's assertion: an ID token of a trusted issuer, for this authority, recent.
         try:
             assertion = verify_id_token(
-                subject_token, issuers=self._registry().issuers, audience=self.issuer, now=now
+                subject_token,
+                issuers=self._registry().issuers,
+                audience=self.issuer,
+                now=now,
+                max_age=self.id_token_max_age,
             )
         except AuthchainError as exc:
             raise refuse(exc.about(Input.SUBJECT_TOKEN)) from None
         principal = self._registry().find_principal(assertion.subject)
         initiator_kind = str(principal.kind) if principal else "user"
         granted = principal.scopes if principal else ()
-        scopes = requested if requested is not None else granted
         purpose = str(tctx.get("purpose", ""))
         denied.update(
             initiator=assertion.subject,
-            scope=scopes,
+            scope=requested,
             initiator_kind=initiator_kind,
             assertion_issuer=assertion.issuer,
             purpose=purpose,
         )
-        # 4. Policy, at request time.
+        # 4. The first actor receives the token, so its registration is the ceiling: nothing named
+        #    narrows the granted scopes to what it may hold; a scope beyond that is refused.
+        try:
+            scopes = receiver_scope(
+                requested, available=granted, registered=workload.scopes, receiver=workload.id
+            )
+        except AuthchainError as exc:
+            raise refuse(exc.about(Input.SCOPE), allowed_scope=workload.scopes) from None
+        denied["scope"] = scopes
+        # 5. Policy, at request time.
         decision = self._policy().decide(
             PolicyRequest(
                 action="start_task",
@@ -269,7 +301,7 @@ class Issuance:
             rctx={"req_ip": None, "authn": assertion.issuer, "trace_id": trace.trace_id},
             task_deadline=deadline,
         )
-        # 5. Fail closed: the issuance is durable before the token exists; 6. sign.
+        # 6. Fail closed: the issuance is durable before the token exists; 7. sign.
         index = self._recorder.record(
             TaskStarted(
                 txn=txn,
@@ -319,13 +351,13 @@ class Issuance:
         }
 
         def refuse(exc: AuthchainError, **more: Any) -> AuthchainError:
-            record = HopDenied(**{**denied, **more}, **refusal_fields(exc))
+            record = recordable(HopDenied, {**denied, **more, **refusal_fields(exc)})
             return self._recorder.refuse(exc, record, trace)
 
         try:
             requested = split_scope(scope)
         except AuthchainError as exc:
-            raise refuse(exc) from None
+            raise refuse(exc, reported=_scope_kept(scope)) from None
         denied["scope"] = requested
         # 1. The requester: the registered workload whose key signed the DPoP proof (RFC 9449 5).
         proof, requester = self._requester(dpop_proof, htm, htu, now, refuse)
@@ -349,89 +381,104 @@ class Issuance:
             parent_jti=pc.jti,
             parent_log=pc.log,
         )
-        try:
-            # 3. Only the holder may delegate: the proof's key is the token's cnf.jkt.
-            if proof.thumbprint != pc.cnf_jkt:
-                raise KeyBindingError(
-                    f"the subject token is bound to another key than the one that signed the "
-                    f"DPoP proof (presented by {requester.id}, held by {pc.actor})"
-                ).about(Input.SUBJECT_TOKEN)
-            # 4. Revocation of the token, an ancestor, or the task.
+        # Revocation is held off from the check (4) to the durable record (8): a revocation of the
+        # parent or its task lands either before the check, which then refuses, or after the record.
+        with self._revocations.issuing():
+            target: WorkloadRecord | None = None
             try:
-                self._revocations.check(parent)
+                # 3. Only the holder may delegate: the proof's key is the token's cnf.jkt.
+                if proof.thumbprint != pc.cnf_jkt:
+                    raise KeyBindingError(
+                        f"the subject token is bound to another key than the one that signed the "
+                        f"DPoP proof (presented by {requester.id}, held by {pc.actor})"
+                    ).about(Input.SUBJECT_TOKEN)
+                # 4. Revocation of the token, an ancestor, or the task; the holder's key replaced.
+                try:
+                    self._revocations.check(parent)
+                except AuthchainError as exc:
+                    raise exc.about(Input.SUBJECT_TOKEN) from None
+                # 5. The audience is a registered workload, whose registration is the ceiling of
+                #    what it receives: nothing named narrows the parent's scope to what it may hold.
+                target = self._registry().find_workload(audience)
+                if target is None:
+                    raise InvalidTargetError(
+                        f"audience {audience!r} is not a registered workload"
+                    ).about(Input.AUDIENCE)
+                try:
+                    narrowed = receiver_scope(
+                        requested, available=pc.scope, registered=target.scopes, receiver=target.id
+                    )
+                except AuthchainError as exc:
+                    raise exc.about(Input.SCOPE) from None
+                # 6. The rules of a hop. The task deadline needs no lookup: the first token's exp
+                # is within it and every child's exp is within its parent's.
+                try:
+                    child = derive_child_claims(
+                        parent,
+                        proof.thumbprint,
+                        HopRequest(
+                            audience=target.id,
+                            audience_jkt=target.key.kid,
+                            scope=narrowed,
+                            lifetime=lifetime,
+                        ),
+                        issuer=self.issuer,
+                        now=now,
+                        jti=uuid7(),
+                        max_depth=self.max_depth,
+                        default_lifetime=self.token_lifetime,
+                    )
+                except (ChainCycleError, InvalidSpiffeIdError) as exc:
+                    raise exc.about(Input.AUDIENCE) from None
+                except AuthchainError as exc:
+                    raise exc.about(Input.SCOPE) from None
             except AuthchainError as exc:
-                raise exc.about(Input.SUBJECT_TOKEN) from None
-            # 5. The audience is a registered workload.
-            target = self._registry().find_workload(audience)
-            if target is None:
-                raise InvalidTargetError(
-                    f"audience {audience!r} is not a registered workload"
-                ).about(Input.AUDIENCE)
-            # 6. The rules of a hop. The task deadline needs no lookup: the first token's exp is
-            # within it and every child's exp is within its parent's.
-            try:
-                child = derive_child_claims(
-                    parent,
-                    proof.thumbprint,
-                    HopRequest(
-                        audience=target.id,
-                        audience_jkt=target.key.kid,
-                        scope=requested,
-                        lifetime=lifetime,
-                    ),
-                    issuer=self.issuer,
-                    now=now,
-                    jti=uuid7(),
-                    max_depth=self.max_depth,
-                    default_lifetime=self.token_lifetime,
+                escalation = isinstance(exc, ScopeEscalationError)
+                raise refuse(
+                    exc,
+                    held_scope=tuple(pc.scope) if escalation else None,
+                    allowed_scope=target.scopes if escalation and target else None,
+                ) from None
+            denied.update(scope=tuple(child.scope), chain=tuple(child.chain))
+            # 7. Policy, at request time.
+            decision = self._policy().decide(
+                PolicyRequest(
+                    action="delegate",
+                    principal=_party(requester),
+                    resource=_party(target),
+                    task=pc.txn,
+                    initiator=pc.sub,
+                    requested_scopes=child.scope,
+                    held_scopes=pc.scope,
+                    chain=child.chain,
+                    depth=len(child.chain),
+                    purpose=str(pc.tctx.get("purpose", "")),
+                    time=now,
+                    human_approval=human_approval,
                 )
-            except (ChainCycleError, InvalidSpiffeIdError) as exc:
-                raise exc.about(Input.AUDIENCE) from None
-            except AuthchainError as exc:
-                raise exc.about(Input.SCOPE) from None
-        except AuthchainError as exc:
-            held = tuple(pc.scope) if isinstance(exc, ScopeEscalationError) else None
-            raise refuse(exc, held_scope=held) from None
-        denied.update(scope=tuple(child.scope), chain=tuple(child.chain))
-        # 7. Policy, at request time.
-        decision = self._policy().decide(
-            PolicyRequest(
-                action="delegate",
-                principal=_party(requester),
-                resource=_party(target),
-                task=pc.txn,
-                initiator=pc.sub,
-                requested_scopes=child.scope,
-                held_scopes=pc.scope,
-                chain=child.chain,
-                depth=len(child.chain),
-                purpose=str(pc.tctx.get("purpose", "")),
-                time=now,
-                human_approval=human_approval,
             )
-        )
-        if not decision.allowed:
-            raise refuse(_denial(decision), decision=decision.to_dict()) from None
-        # 8. Durable record, then 9. sign.
-        index = self._recorder.record(
-            HopGranted(
-                txn=pc.txn,
-                initiator=pc.sub,
-                actor=requester.id,
-                chain=tuple(child.chain),
-                scope=tuple(child.scope),
-                decision=decision.to_dict(),
-                parent_token=parent.token_hash,
-                resource=target.id,
-                jti=child.jti,
-                exp=child.exp,
-                depth=child.depth,
-                parent_jti=pc.jti,
-                parent_log=parent_log,
-                human_approval=denied["human_approval"],
-            ),
-            trace,
-        )
+            if not decision.allowed:
+                raise refuse(_denial(decision), decision=decision.to_dict()) from None
+            # 8. Durable record, then 9. sign.
+            index = self._recorder.record(
+                HopGranted(
+                    txn=pc.txn,
+                    initiator=pc.sub,
+                    actor=requester.id,
+                    chain=tuple(child.chain),
+                    scope=tuple(child.scope),
+                    decision=decision.to_dict(),
+                    parent_token=parent.token_hash,
+                    resource=target.id,
+                    jti=child.jti,
+                    exp=child.exp,
+                    depth=child.depth,
+                    parent_jti=pc.jti,
+                    parent_log=parent_log,
+                    human_approval=denied["human_approval"],
+                ),
+                trace,
+            )
         return self._issue(child, decision, index)
 
     # ----------------------------------------------------------------------------------------------
@@ -449,21 +496,24 @@ class Issuance:
         """Record a token request refused before it reached a decision (a malformed request, an
         unsupported grant) and return the error carrying its log index: every refusal is evidence.
         Only what is safe to keep is recorded: the subject token's hash, never the token; the
-        audience only if it is a valid SPIFFE ID."""
-        fields: dict[str, Any] = {}
+        audience as the record's resource only if it is a valid SPIFFE ID, otherwise escaped, cut and
+        hashed in ``reported``."""
+        fields: dict[str, Any] = refusal_fields(exc)
         if isinstance(subject_token, str) and subject_token:
             fields["parent_token"] = sha256_b64url(subject_token)
         if isinstance(audience, str):
             try:
                 fields["resource"] = str(SpiffeId.parse(audience))
             except AuthchainError:
-                pass
+                fields["reported"] = {"audience": kept(audience)}
         trace = TraceContext.from_traceparent(traceparent)
+        record: TaskDenied | HopDenied
         if action == "start_task":
-            record: TaskDenied | HopDenied = TaskDenied(**fields, **refusal_fields(exc))
+            record = recordable(TaskDenied, fields)
         else:
-            delegate = "delegate" if action == "delegate" else None
-            record = HopDenied(action=delegate, **fields, **refusal_fields(exc))
+            record = recordable(
+                HopDenied, {**fields, "action": "delegate" if action == "delegate" else None}
+            )
         return self._recorder.refuse(exc, record, trace)
 
     # ----------------------------------------------------------------------------------------------
@@ -490,3 +540,8 @@ class Issuance:
     def _issue(self, claims: TaskTokenClaims, decision: Decision, index: int) -> IssuedToken:
         token, token_hash, signed = self._signer.sign(claims, decision, index)
         return IssuedToken(token, token_hash, signed, decision, index)
+
+
+def _scope_kept(scope: object) -> dict[str, Any] | None:
+    """A malformed scope as its refusal keeps it (escaped, cut, hashed), when it was one string."""
+    return {"scope": kept(scope)} if isinstance(scope, str) else None

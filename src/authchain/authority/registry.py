@@ -8,13 +8,14 @@ an authority opens a store (:mod:`authchain.authority.state`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
 from authchain.audit.records import IssuerTrusted, PrincipalRegistered, WorkloadRegistered
 from authchain.authority.recorder import Recorder
 from authchain.authority.state import SideState
-from authchain.errors import InvalidPrincipalError
+from authchain.errors import InvalidKeyError, InvalidPrincipalError
 from authchain.identity.keys import JWKS
 from authchain.identity.registry import PrincipalRecord, Registry, WorkloadRecord
 
@@ -24,21 +25,51 @@ _META_REGISTRY: Final = "authority.registry"
 
 
 class Registration:
-    """The registry the authority reads, and the only way it changes."""
+    """The registry the authority reads, and the only way it changes.
 
-    def __init__(self, recorder: Recorder, state: SideState, lock: threading.RLock) -> None:
+    ``revoking`` is :meth:`Revocations.revoking`: a workload's new key ends the tokens bound to its
+    old one, so a re-registration is serialised with issuance as a revocation is.
+    """
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        state: SideState,
+        lock: threading.RLock,
+        *,
+        trust_domain: str,
+        revoking: Callable[[], AbstractContextManager[None]],
+    ) -> None:
         self._recorder = recorder
         self._state = state
         self._lock = lock
+        self._trust_domain = trust_domain
+        self._revoking = revoking
         self.registry = self._load()
 
     def register_workload(
-        self, spiffe_id: str, *, kind: str, jwk: Mapping[str, Any], scopes: Iterable[str] = ()
+        self,
+        spiffe_id: str,
+        *,
+        kind: str,
+        jwk: Mapping[str, Any],
+        scopes: Iterable[str] = (),
+        endpoints: Iterable[str] = (),
     ) -> int:
-        """Register (or re-register) a workload's key. A new key is recorded with the old one's
-        thumbprint, so an investigator sees exactly when an identity changed keys."""
-        record = WorkloadRecord.create(spiffe_id, kind, jwk, scopes)
-        with self._lock:
+        """Register (or re-register) a workload's key, the scopes it may hold and the URL prefixes
+        it serves. A new key is recorded with the old one's thumbprint, so an investigator sees
+        exactly when an identity changed keys; from then on, tokens bound to the old key are refused
+        as revoked."""
+        record = WorkloadRecord.create(spiffe_id, kind, jwk, scopes, endpoints)
+        if record.trust_domain != self._trust_domain:
+            # Only this authority's own workloads are registered here; a workload of another trust
+            # domain is known through that domain's authority (federation), never by a local entry
+            # that would let this authority issue tokens in its name.
+            raise InvalidPrincipalError(
+                f"{record.id} is in the trust domain {record.trust_domain!r}, not this "
+                f"authority's {self._trust_domain!r}; only local workloads can be registered"
+            )
+        with self._revoking(), self._lock:
             previous = self.registry.check_workload(record)
             index = self._recorder.record(
                 WorkloadRegistered(
@@ -52,6 +83,7 @@ class Registration:
                         if previous is not None and previous.key.kid != record.key.kid
                         else None
                     ),
+                    endpoints=record.endpoints or None,
                 )
             )
             self.registry.put_workload(record)
@@ -80,6 +112,10 @@ class Registration:
         keys = jwks if isinstance(jwks, JWKS) else JWKS.from_dict(jwks)
         if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://")):
             raise InvalidPrincipalError("issuer must be an http(s) URL")
+        if len(keys) == 0:
+            # A trusted issuer without a key would verify nothing, and its entry would only say
+            # that some issuer is trusted with keys nobody can see.
+            raise InvalidKeyError(f"the JWK Set of issuer {issuer!r} has no key")
         with self._lock:
             index = self._recorder.record(
                 IssuerTrusted(
@@ -107,8 +143,8 @@ class Registration:
                 registry.logged("workload", w.id),
                 WorkloadRegistered,
                 lambda r, w=w: (
-                    (r.actor, r.jkt, r.workload_kind, r.scopes)  # type: ignore[misc]
-                    == (w.id, w.key.kid, str(w.kind), w.scopes)
+                    (r.actor, r.jkt, r.workload_kind, r.scopes, r.endpoints or ())  # type: ignore[misc]
+                    == (w.id, w.key.kid, str(w.kind), w.scopes, w.endpoints)
                 ),
                 f"the registry's workload {w.id!r}",
             )

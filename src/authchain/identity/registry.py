@@ -6,19 +6,24 @@ Pure data with a JSON form; the authority persists it and records every change i
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from authchain.errors import InvalidKeyError, InvalidPrincipalError, NotFoundError
+from authchain.errors import DPoPURLError, InvalidKeyError, InvalidPrincipalError, NotFoundError
 from authchain.identity.keys import JWKS, PublicKey
 from authchain.identity.principal import Principal, PrincipalKind
 from authchain.identity.spiffe import SpiffeId
+from authchain.tokens.htu import MAX_HTU_LENGTH, normalize_htu
 
 __all__ = ["WorkloadRecord", "PrincipalRecord", "Registry"]
 
 _MAX_SCOPES = 64
 _MAX_SCOPE_LEN = 128
+#: A workload serves a handful of URL prefixes (an API, perhaps a second host or a versioned path).
+MAX_ENDPOINTS: Final = 16
+MAX_ENDPOINT_LENGTH: Final = MAX_HTU_LENGTH
 
 
 def _scopes(values: Iterable[str]) -> tuple[str, ...]:
@@ -38,34 +43,107 @@ def _scopes(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(out)))
 
 
+def _is_loopback(host: str) -> bool:
+    # RFC 6761 section 6.3: "localhost" names the loopback interface; RFC 1122 3.2.1.3 and RFC 4291
+    # 2.5.3 reserve 127.0.0.0/8 and ::1 for it. Plain http never leaves the machine to reach them.
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoints(values: Iterable[str]) -> tuple[str, ...]:
+    """The URL prefixes a workload serves, in the comparison form of a DPoP ``htu``.
+
+    Each is an absolute ``https`` URL (``http`` only for a loopback host), without query or
+    fragment, normalised as RFC 9449 section 4.3 (9) asks (:func:`normalize_htu`), so that a
+    proof's ``htu`` and an endpoint compare as the same spelling.
+    """
+    out = []
+    for value in values:
+        if not isinstance(value, str) or len(value) > MAX_ENDPOINT_LENGTH:
+            raise InvalidPrincipalError(
+                f"an endpoint must be a URL of at most {MAX_ENDPOINT_LENGTH} characters"
+            )
+        if "?" in value or "#" in value:
+            raise InvalidPrincipalError("an endpoint is a URL prefix without query or fragment")
+        try:
+            url = normalize_htu(value)
+        except DPoPURLError as exc:
+            raise InvalidPrincipalError(f"endpoint: {exc.message}") from exc
+        scheme, _, rest = url.partition("://")
+        host = rest.split("/", 1)[0]
+        host = host if host.startswith("[") else host.rsplit(":", 1)[0]
+        if scheme != "https" and not _is_loopback(host):
+            raise InvalidPrincipalError(
+                "an endpoint must be an https URL (plain http only for a loopback host)"
+            )
+        out.append(url)
+    if len(out) > MAX_ENDPOINTS:
+        raise InvalidPrincipalError(f"{len(out)} endpoints, limit {MAX_ENDPOINTS}")
+    return tuple(sorted(set(out)))
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadRecord:
-    """A registered workload: its SPIFFE ID, kind, current key and the scopes it may ever hold."""
+    """A registered workload: its SPIFFE ID, kind, current key, the scopes it may ever hold and the
+    URL prefixes it serves (``endpoints``, in normalised form)."""
 
     id: str
     kind: PrincipalKind
     key: PublicKey
     scopes: tuple[str, ...]
     trust_domain: str
+    endpoints: tuple[str, ...] = ()
 
     @classmethod
     def create(
-        cls, spiffe_id: str, kind: str, jwk: Mapping[str, Any], scopes: Iterable[str]
+        cls,
+        spiffe_id: str,
+        kind: str,
+        jwk: Mapping[str, Any],
+        scopes: Iterable[str],
+        endpoints: Iterable[str] = (),
     ) -> WorkloadRecord:
         sid = SpiffeId.parse(spiffe_id)
         pkind = PrincipalKind.parse(kind)
         if not pkind.is_workload:
             raise InvalidPrincipalError("a workload's kind must be agent, tool or service")
         key = PublicKey.from_jwk({k: v for k, v in jwk.items() if k not in ("kid", "use", "alg")})
-        return cls(str(sid), pkind, key, _scopes(scopes), sid.trust_domain.name)
+        return cls(
+            str(sid), pkind, key, _scopes(scopes), sid.trust_domain.name, _endpoints(endpoints)
+        )
+
+    def serves(self, htu: str) -> bool:
+        """Whether a request to ``htu`` (a DPoP proof's ``htu``, say) falls under one of this
+        workload's endpoints: after normalisation, the URL is an endpoint or continues it at a
+        path-segment boundary (``https://api.example.org/crm`` serves ``.../crm`` and
+        ``.../crm/accounts``, never ``.../crmx``). A URL that does not normalise is served by none.
+        """
+        try:
+            url = normalize_htu(htu)
+        except DPoPURLError:
+            return False
+        for endpoint in self.endpoints:
+            # A normalised URL always has a path, so the scheme and authority end at its first
+            # "/": the boundary can never fall inside the host or the port.
+            base = endpoint.rstrip("/")
+            if url == base or url.startswith(base + "/"):
+                return True
+        return False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "kind": str(self.kind),
             "jwk": self.key.to_jwk(),
             "scopes": list(self.scopes),
         }
+        if self.endpoints:
+            data["endpoints"] = list(self.endpoints)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +254,11 @@ class Registry:
     def from_dict(cls, data: Mapping[str, Any]) -> Registry:
         reg = cls()
         for w in data.get("workloads", []):
-            reg.put_workload(WorkloadRecord.create(w["id"], w["kind"], w["jwk"], w["scopes"]))
+            reg.put_workload(
+                WorkloadRecord.create(
+                    w["id"], w["kind"], w["jwk"], w["scopes"], w.get("endpoints", ())
+                )
+            )
         for p in data.get("principals", []):
             reg.put_principal(PrincipalRecord.create(p["id"], p["kind"], p["scopes"]))
         for iss, jwks in data.get("issuers", {}).items():

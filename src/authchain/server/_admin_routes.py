@@ -58,8 +58,15 @@ async def workloads(state: State, request: Request) -> Response:
     if not isinstance(jwk, dict):
         raise HttpError(400, "invalid_request", "'jwk' must be a public JWK object")
     scopes = _http.string_list(body, "scopes")
+    # The URL prefixes the workload serves; the authority checks each (https, bounded, normalised).
+    endpoints = _http.string_list(body, "endpoints")
     index = await in_thread(
-        state.authority.register_workload, spiffe_id, kind=kind, jwk=jwk, scopes=scopes
+        state.authority.register_workload,
+        spiffe_id,
+        kind=kind,
+        jwk=jwk,
+        scopes=scopes,
+        endpoints=endpoints,
     )
     return json_response({"id": spiffe_id, "log_index": index}, status=201)
 

@@ -15,7 +15,10 @@ The rules, each enforced below with its source:
 - the proof key is the parent's holder key (RFC 9449 section 6.1, ``cnf.jkt``);
 - the child is bound to the next actor's registered key (``cnf.jkt``) and names it as the
   outermost ``act``, the parent's chain nested one level deeper (RFC 8693 section 4.1);
-- ``scope`` is a subset of the parent's (RFC 8693 section 1.1, "down-scoping");
+- ``scope`` is a subset of the parent's (RFC 8693 section 1.1, "down-scoping"), and within the
+  scopes the next actor is registered to hold (:func:`receiver_scope`, which the authority applies
+  first: a hop that names no scope is narrowed to what the receiver may hold, a scope beyond it is
+  refused);
 - ``exp`` is no later than the parent's nor the task deadline (Txn-Tokens section 6);
 - ``txn``, ``sub``, ``aud``, ``tctx`` and ``rctx`` never change (Txn-Tokens section 9.2);
 - the chain is bounded in depth and no actor appears twice unless policy allows it;
@@ -50,6 +53,7 @@ __all__ = [
     "HopRequest",
     "derive_child_claims",
     "first_token_claims",
+    "receiver_scope",
 ]
 
 # RFC 8693 section 2.1: the grant type of a token exchange, which is how a hop is requested.
@@ -75,6 +79,50 @@ class HopRequest:
     audience_jkt: str
     scope: tuple[str, ...] | None = None
     lifetime: int | None = None
+
+
+def receiver_scope(
+    requested: tuple[str, ...] | None,
+    *,
+    available: Iterable[str],
+    registered: Iterable[str],
+    receiver: str,
+) -> tuple[str, ...]:
+    """The scope of a token issued to ``receiver``: its registered scopes are a ceiling.
+
+    A token is always issued to a workload (the first actor of a task, or the next actor of a hop)
+    and never carries more than that workload is registered to hold, whatever the initiator granted
+    or the parent held. ``available`` is what could be handed on: the scopes granted to the
+    initiator at a task start, the parent's scope in a hop.
+
+    * ``requested`` ``None`` (nothing named): the available scopes the receiver may hold, in their
+      order. Narrowing, never widening: leaving a scope out of a request cannot pass on more than
+      the receiver was registered for.
+    * an explicit request: returned unchanged if the receiver may hold every scope of it; whether
+      it is *available* is judged by the rules that follow (down-scoping, policy).
+
+    Raises:
+        ScopeEscalationError: a requested scope is beyond the receiver's registration, or the
+            narrowing leaves nothing the receiver may hold.
+    """
+    allowed = tuple(registered)
+    allowed_set = frozenset(allowed)
+    shown = " ".join(allowed) or "(none)"
+    if requested is None:
+        offered = tuple(available)
+        scope = tuple(s for s in offered if s in allowed_set)
+        if not scope:
+            raise ScopeEscalationError(
+                f"`{receiver}` is registered for none of the scopes `{' '.join(offered)}` "
+                f"(it may hold `{shown}`)"
+            )
+        return scope
+    for token in requested:
+        if token not in allowed_set:
+            raise ScopeEscalationError(
+                f"scope `{token}` is beyond what `{receiver}` is registered to hold (`{shown}`)"
+            )
+    return requested
 
 
 def derive_child_claims(

@@ -4,7 +4,8 @@ A task starts when a human (or a triggering system) is authenticated by an ident
 authority trusts. The ID token is the RFC 8693 ``subject_token`` of the first exchange
 (``urn:ietf:params:oauth:token-type:id_token``). Verification follows OpenID Connect Core 1.0
 section 3.1.3.7, restricted to what an authority needs: signature by a key of a configured issuer,
-``aud`` naming this authority, ``exp``/``iat`` with bounded skew, and a ``sub``.
+``aud`` naming this authority, ``exp``/``iat`` with bounded skew, an ``iat`` no older than the
+accepted age (ten minutes unless configured), and a ``sub`` of printable ASCII.
 
 ``LocalIdentityProvider`` is a real, small issuer for the demo and the tests: it signs ID tokens with
 its own key and publishes its JWKS like any other issuer would.
@@ -12,6 +13,7 @@ its own key and publishes its JWKS like any other issuer would.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from authchain._encoding import sha256_b64url
 from authchain.errors import (
     AudienceError,
     ClaimError,
+    ConfigurationError,
     ExpiredError,
     IssuedInFutureError,
     NotYetValidError,
@@ -31,13 +34,28 @@ from authchain.errors import (
 from authchain.identity.keys import JWKS, SigningKey
 from authchain.tokens.jws import parse_compact, sign_compact
 
-__all__ = ["VerifiedAssertion", "verify_id_token", "LocalIdentityProvider", "ID_TOKEN_TYPE"]
+__all__ = [
+    "VerifiedAssertion",
+    "verify_id_token",
+    "LocalIdentityProvider",
+    "ID_TOKEN_TYPE",
+    "DEFAULT_ID_TOKEN_MAX_AGE",
+]
 
 # RFC 8693 section 3: token type identifier of an OpenID Connect ID token.
 ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"
 
+#: How old (by ``iat``) an ID token may be when it starts a task, in seconds. An ID token is the
+#: initiator's word that they are present; a task started from it should follow closely, and the
+#: shorter the age the shorter the time a copied token is worth anything.
+DEFAULT_ID_TOKEN_MAX_AGE: Final = 600
+
 _MAX_STRING = 512
 _MAX_LIFETIME = 24 * 3600
+# OpenID Connect Core 1.0 section 2: "sub ... MUST NOT exceed 255 ASCII characters". Printable ASCII
+# only: the subject becomes the initiator of every record of the task, and a control character, a
+# bidirectional override or a look-alike letter there would forge or hide text in the evidence.
+_SUB = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +100,7 @@ def verify_id_token(
     audience: str,
     now: int,
     skew: int = 60,
+    max_age: int = DEFAULT_ID_TOKEN_MAX_AGE,
 ) -> VerifiedAssertion:
     """Verify an initiator's ID token and return its assertion, or raise a ``VerificationError``.
 
@@ -93,9 +112,12 @@ def verify_id_token(
        because of ``iss``; an unknown issuer is refused.
     4. OIDC Core 3.1.3.7 (6): the signature verifies under the issuer's key named by ``kid``.
     5. OIDC Core 3.1.3.7 (3): ``aud`` contains this authority.
-    6. OIDC Core 3.1.3.7 (9), (10): ``exp`` in the future, ``iat`` not in the future, with skew.
-    7. OIDC Core 2: ``sub`` is present and bounded.
+    6. OIDC Core 3.1.3.7 (9), (10): ``exp`` in the future, ``iat`` not in the future, with skew;
+       and (10) "the acceptable range": ``iat`` no more than ``max_age`` seconds ago.
+    7. OIDC Core 2: ``sub`` is present, at most 255 characters of printable ASCII.
     """
+    if type(max_age) is not int or not 0 < max_age <= _MAX_LIFETIME:
+        raise ConfigurationError(f"max_age must be 1 to {_MAX_LIFETIME} seconds")
     # 1.
     jws = parse_compact(token, what="ID token")
     # 2.
@@ -141,11 +163,20 @@ def verify_id_token(
         raise IssuedInFutureError("ID token is issued in the future")
     if "nbf" in claims and _int(claims, "nbf") - skew > now:
         raise NotYetValidError("ID token is not yet valid")
+    if iat + max_age < now:
+        raise ExpiredError(
+            f"ID token was issued {now - iat} s ago; at most {max_age} s is accepted to start a task"
+        )
     if exp - iat > _MAX_LIFETIME:
         raise ClaimError("ID token lifetime is longer than 24 hours")
     # 7.
     sub = _str(claims, "sub")
     assert sub is not None
+    if not _SUB.fullmatch(sub):
+        raise ClaimError(
+            "ID token claim 'sub' must be 1 to 255 printable ASCII characters "
+            "(OpenID Connect Core 1.0 section 2), without control or formatting characters"
+        )
     name = _str(claims, "name", required=False)
     return VerifiedAssertion(
         issuer=iss,
