@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import delegate_request
 
 from authchain.policy import Party, PolicyEngine, default_policy_directory
-from authchain.policy import engine as engine_module
+from authchain.policy import _loading as loading_module
 
 
 def test_repeated_parties_give_the_same_decisions_as_fresh_ones() -> None:
@@ -30,7 +30,7 @@ def test_repeated_parties_give_the_same_decisions_as_fresh_ones() -> None:
 
 def test_the_cache_is_bounded() -> None:
     engine = PolicyEngine.default()
-    limit = engine_module._ENTITIES_CACHE_SIZE
+    limit = loading_module._ENTITIES_CACHE_SIZE
     for n in range(limit + 10):
         request = delegate_request(
             resource=Party(f"spiffe://example.org/tool/t{n}", "tool", "example.org", ("crm:read",))
