@@ -250,6 +250,12 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "kind": {"type": "string", "enum": ["agent", "tool", "service"]},
             "jwk": {"type": "object", "description": "The workload's public JWK."},
             "scopes": {"type": "array", "items": {"type": "string"}},
+            "endpoints": {
+                "type": "array",
+                "maxItems": 16,
+                "items": {"type": "string", "maxLength": 2048},
+                "description": "URL prefixes the workload serves (https; http for loopback).",
+            },
         },
     },
     "Revocation": {
