@@ -23,14 +23,14 @@ from authchain.authority.registry import Registration
 from authchain.authority.requester import Authenticator
 from authchain.authority.revocation import Revocations
 from authchain.authority.state import SideState
-from authchain.errors import AuthchainError
+from authchain.errors import AuthchainError, VerificationError
 from authchain.identity.keys import JWKS, KeyRing, SigningKey
 from authchain.identity.registry import Registry, WorkloadRecord
 from authchain.policy import PolicyEngine
 from authchain.tokens.dpop import DPoPProof
 from authchain.tokens.id_token import DEFAULT_ID_TOKEN_MAX_AGE
 from authchain.tokens.nonce import NonceSource
-from authchain.tokens.task_token import TrustList
+from authchain.tokens.task_token import TrustList, verify_task_token
 
 __all__ = ["Authority"]
 
@@ -73,6 +73,7 @@ class Authority:
         self.max_depth = max_depth
         self.token_endpoint = token_endpoint or f"{self.issuer}/token"
         self.events_endpoint = events_endpoint or f"{self.issuer}/events"
+        self.introspection_endpoint = f"{self.issuer}/introspect"
         lock = threading.RLock()
         state = SideState(store)
         #: The only code that appends to the log.
@@ -246,6 +247,38 @@ class Authority:
             StorageError: nothing was recorded; retry later.
         """
         return self._actions.record_action(**report)
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662 token introspection of a task token, as of now: is it still usable?
+
+        ``{"active": false}`` (with ``authchain_reason``, the machine code) when the token does not
+        verify, has expired, or it, an ancestor or its task was revoked, or its holder's key was
+        replaced; otherwise ``active`` with the token's claims (RFC 7662 section 2.2). Resource
+        servers call it to refuse tokens whose chain was revoked (the staleness bound is theirs:
+        how long they keep an answer). Reads only; records nothing.
+        """
+        try:
+            verified = verify_task_token(
+                token, trust=self.trust, audience=self.trust_domain, now=self.now()
+            )
+            self._revocations.check(verified)
+        except VerificationError as exc:
+            return {"active": False, "authchain_reason": exc.code}
+        claims = verified.claims
+        return {
+            "active": True,
+            "token_type": "DPoP",
+            "scope": " ".join(claims.scope),
+            "iss": claims.iss,
+            "aud": claims.aud,
+            "sub": claims.sub,
+            "iat": claims.iat,
+            "exp": claims.exp,
+            "jti": claims.jti,
+            "txn": claims.txn,
+            "act": claims.act,
+            "cnf": {"jkt": claims.cnf_jkt},
+        }
 
     def record_refusal(
         self,

@@ -34,6 +34,8 @@ def _metadata(state: State) -> dict[str, Any]:
         # RFC 8414 section 2.
         "issuer": issuer,
         "token_endpoint": authority.token_endpoint,
+        # RFC 8414 section 2 / RFC 7662: where resource servers ask whether a token is still usable.
+        "introspection_endpoint": authority.introspection_endpoint,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": [TOKEN_EXCHANGE_GRANT_TYPE],
         "response_types_supported": [],

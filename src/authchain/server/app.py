@@ -5,7 +5,8 @@ on durable appends, and concurrent requests let the store group-commit them), an
 or the error. The protocol rules live in the core; what lives here is HTTP: which URL a DPoP proof
 must name, which header carries what, and how errors look on the wire. The routes, by group:
 
-* discovery (JWKS, RFC 8414 metadata, OpenAPI, problem types, health): :mod:`._discovery_routes`;
+* discovery (JWKS, RFC 8414 metadata, the policy set, OpenAPI, problem types, health):
+  :mod:`._discovery_routes`; token introspection (RFC 7662): :mod:`._introspection_route`;
 * the token endpoint: :mod:`._token_route`;
 * action reports (``/events``): :mod:`._events_route`;
 * administration and revocation: :mod:`._admin_routes`;
@@ -38,6 +39,7 @@ from authchain.server import (
     _admin_routes,
     _discovery_routes,
     _events_route,
+    _introspection_route,
     _log_routes,
     _token_route,
 )
@@ -58,6 +60,7 @@ _ROUTES: tuple[tuple[str, str, _Handler], ...] = (
     ("/.well-known/oauth-authorization-server", "GET", _discovery_routes.oauth_metadata),
     ("/openapi.json", "GET", _discovery_routes.openapi),
     ("/policy", "GET", _discovery_routes.policy),
+    ("/introspect", "POST", _introspection_route.introspect),
     ("/problems/{code}", "GET", _discovery_routes.problem_type),
     ("/healthz", "GET", _discovery_routes.health),
     ("/token", "POST", _token_route.token),

@@ -327,6 +327,30 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "/openapi.json": {
             "get": {"summary": "This document.", "responses": {"200": _json("OpenAPI.", {})}}
         },
+        "/introspect": {
+            "post": {
+                "summary": "Is a task token still usable? (RFC 7662 token introspection)",
+                "parameters": [_DPOP_HEADER],
+                "security": [{"dpop": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["token"],
+                                "properties": {"token": {"type": "string", "maxLength": 16384}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("RFC 7662 section 2.2 answer.", {"type": "object"}),
+                    "400": _problem("Malformed request."),
+                    "401": _problem("No valid DPoP proof by a registered workload."),
+                },
+            }
+        },
         "/policy": {
             "get": {
                 "summary": "The policy set in force, as the canonical document its hash covers.",
