@@ -22,6 +22,7 @@ from authchain.server._common import State, dpop_header, in_thread, json_respons
 __all__ = ["introspect"]
 
 _BODY_LIMIT: Final = 32 * 1024
+_MAX_TOKEN: Final = 16 * 1024
 
 
 async def introspect(state: State, request: Request) -> Response:
@@ -36,6 +37,8 @@ async def introspect(state: State, request: Request) -> Response:
     token = form.get("token")
     if not token:
         raise HttpError(400, "invalid_request", "token is required (RFC 7662 section 2.1)")
+    if len(token) > _MAX_TOKEN:
+        raise HttpError(400, "invalid_request", f"token is longer than {_MAX_TOKEN} characters")
     answer = await in_thread(authority.introspect, token)
     # RFC 7662 section 4: the answer must not be cached by intermediaries.
     return json_response(answer, headers={"Cache-Control": "no-store"})

@@ -348,6 +348,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "200": _json("RFC 7662 section 2.2 answer.", {"type": "object"}),
                     "400": _problem("Malformed request."),
                     "401": _problem("No valid DPoP proof by a registered workload."),
+                    "413": _problem("Body too large."),
+                    "503": _problem("Temporarily unable to answer (replay cache full)."),
                 },
             }
         },
