@@ -22,6 +22,11 @@ Measured:
 * ``verify_events_per_s``: ``authchain audit verify`` on that log, as the CLI runs it (worker
   processes for the event checks: ``verify_workers``); ``verify_single_process_events_per_s`` is
   the same on the 50,000-entry log without workers.
+* ``startup_tail_ms``: the check an authority runs before it appends
+  (``authchain.audit.startup.verify_at_start``) on that log after a verified start and
+  ``STARTUP_TAIL`` appended events: the latest checkpoint, the remembered one, the stored edge and
+  the new entries. ``startup_nothing_new_ms`` is the next start, with nothing appended. Ratio
+  ``startup_vs_full_verify``: the first against the full verification above (same log, same run).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from authchain._encoding import sha256_b64url
 from authchain._ids import uuid7
 from authchain.audit.events import AuditEvent
 from authchain.audit.merkle import leaf_hash
+from authchain.audit.startup import VERIFIED_CHECKPOINT, verify_at_start
 from authchain.audit.store.base import PreparedEntry
 from authchain.audit.store.sqlite import _SCHEMA, SQLiteStore
 
@@ -51,6 +57,7 @@ THREAD_APPENDS = 12_000
 BIG = 1_000_000
 BIG_BATCH = 20_000
 PROOFS = 2_000
+STARTUP_TAIL = 1_000
 
 
 def realistic_event(n: int) -> AuditEvent:
@@ -210,7 +217,10 @@ def bench_million(workdir: Path) -> dict[str, float]:
         start = time.perf_counter()
         result = store.verify(workers=workers)
         verify_s = time.perf_counter() - start
+        startup = bench_startup(store)
     return {
+        **startup,
+        "verify_s": verify_s,
         "log_size": result.size,
         "load_1m_s": build_s,
         "proof_p50_us": statistics.median(inclusion),
@@ -220,6 +230,21 @@ def bench_million(workdir: Path) -> dict[str, float]:
         "verify_workers": workers,
         "db_bytes_per_entry": path.stat().st_size / result.size,
     }
+
+
+def bench_startup(store: SQLiteStore) -> dict[str, float]:
+    """The start-up check after a verified start and STARTUP_TAIL appends, then with none."""
+    # The full verification just measured is what a first start does; remember it as one would.
+    store.put_meta(VERIFIED_CHECKPOINT, store.latest_checkpoint().text)
+    store.append_many([realistic_event(n) for n in range(STARTUP_TAIL)])
+    start = time.perf_counter()
+    check = verify_at_start(store)
+    tail_s = time.perf_counter() - start
+    assert check.incremental and check.size - check.since == STARTUP_TAIL
+    start = time.perf_counter()
+    verify_at_start(store)
+    again_s = time.perf_counter() - start
+    return {"startup_tail_ms": tail_s * 1000, "startup_nothing_new_ms": again_s * 1000}
 
 
 def main() -> None:
@@ -233,6 +258,7 @@ def main() -> None:
         "append_vs_raw_sqlite": figures["append_events_per_s"] / figures["raw_sqlite_rows_per_s"],
         "threads_vs_raw_sqlite": figures["append_threads_events_per_s"]
         / figures["raw_sqlite_rows_per_s"],
+        "startup_vs_full_verify": figures["startup_tail_ms"] / 1000 / figures["verify_s"],
     }
     write_results("audit", figures, ratios)
 

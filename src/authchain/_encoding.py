@@ -15,11 +15,13 @@ import binascii
 import hashlib
 import json
 import math
-from typing import Any
+import re
+from typing import Any, Final
 
 import orjson
 
 from authchain.errors import MalformedError, SizeLimitError
+from authchain.jcs import MAX_SAFE_INTEGER
 
 __all__ = [
     "b64url_encode",
@@ -92,6 +94,43 @@ def _refuse_constant(name: str) -> Any:
     raise MalformedError(f"JSON constant {name} is not allowed")
 
 
+# RFC 7493 (I-JSON) section 2.2: an integer beyond 2**53 - 1 in magnitude has 16 or more digits, so
+# a document without such a run of digits needs no walk to know its integers are in range.
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{16}")
+# A lone surrogate in a Python str: a well-formed pair is one code point above U+FFFF.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise MalformedError(
+            f"JSON integer {text[:24]} is outside the I-JSON range (RFC 7493 section 2.2)"
+        )
+    return value
+
+
+def _check_values(value: Any) -> None:
+    """RFC 7493 sections 2.1 and 2.2 over a parsed document: no lone surrogate in a string or a
+    member name, no integer outside +-(2**53 - 1). What Authchain accepts, it can also write back
+    (canonical JSON refuses both), so no later step fails on a value that was let in."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise MalformedError("a JSON string holds a lone surrogate (RFC 7493 section 2.1)")
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            _safe_int(str(item))
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def _finite_float(text: str) -> float:
     # ``json`` turns an out-of-range literal such as 1e400 into infinity without consulting
     # ``parse_constant``; that is Infinity by another spelling, so it is refused the same way.
@@ -102,7 +141,8 @@ def _finite_float(text: str) -> float:
 
 
 def json_loads_strict(data: bytes | str, *, max_len: int = 1 << 20) -> Any:
-    """Parse JSON refusing duplicate member names, NaN/Infinity, and inputs over ``max_len`` bytes."""
+    """Parse JSON refusing duplicate member names, NaN/Infinity, lone surrogates, integers outside
+    the I-JSON range (RFC 7493 sections 2.1 and 2.2), and inputs over ``max_len`` bytes."""
     if len(data) > max_len:
         raise SizeLimitError(f"JSON document is {len(data)} bytes, limit {max_len}")
     # Fast path for the common case, a document in compact form (what Authchain, PyJWT and joserfc
@@ -117,18 +157,24 @@ def json_loads_strict(data: bytes | str, *, max_len: int = 1 << 20) -> Any:
         pass
     else:
         if orjson.dumps(value) == raw:
+            # orjson refuses lone surrogates itself; large integers are the one thing to check.
+            if _LONG_DIGITS.search(raw):
+                _check_values(value)
             return value
     try:
-        return json.loads(
+        value = json.loads(
             data,
             object_pairs_hook=_no_duplicates,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
+            parse_int=_safe_int,
         )
     except MalformedError:
         raise
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedError("invalid JSON") from exc
+    _check_values(value)
+    return value
 
 
 def json_dumps_compact(value: Any) -> bytes:

@@ -27,7 +27,7 @@ from authchain.cli import main
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "v1_log"
 
 # What this release adds to a trace report: the event's reported claims. Nothing else may differ.
-ADDED_REPORT_KEYS = {"claims"}
+ADDED_REPORT_KEYS = {"claims", "presenter", "refusal"}
 
 
 def _stored(name: str) -> Any:

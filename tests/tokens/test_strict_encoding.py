@@ -94,13 +94,25 @@ def test_non_finite_numbers_are_refused(doc: str) -> None:
         (b'{"a":1,"b":[true,null,"x"]}', {"a": 1, "b": [True, None, "x"]}),
         (b'{ "a" : 1 }', {"a": 1}),
         (b'{"e":"\\u00e9"}', {"e": "é"}),
-        (b'{"big":123456789012345678901234567890}', {"big": 123456789012345678901234567890}),
+        (b'{"big":9007199254740991}', {"big": 9007199254740991}),
     ],
-    ids=["compact", "spaced", "escaped", "big-int"],
+    ids=["compact", "spaced", "escaped", "largest-safe-int"],
 )
 def test_valid_json_parses_the_same_on_either_path(doc: bytes, value: object) -> None:
     assert json_loads_strict(doc) == value
     assert json_loads_strict(doc.decode()) == value
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [b'{"big":123456789012345678901234567890}', b'{"big":9007199254740992}', b'"\\ud800"'],
+    ids=["big-int", "unsafe-int", "lone-surrogate"],
+)
+def test_json_that_canonical_json_cannot_write_is_refused_on_either_path(doc: bytes) -> None:
+    # RFC 7493 (I-JSON) sections 2.1 and 2.2: what is accepted can be written back canonically.
+    for form in (doc, doc.decode()):
+        with pytest.raises(MalformedError, match="RFC 7493"):
+            json_loads_strict(form)
 
 
 @pytest.mark.parametrize("doc", [b"{", b"", b'{"a":1}x', b"\xff"])

@@ -121,6 +121,13 @@ FINDING_CATALOGUE: Final[dict[str, _Entry]] = {
         "a task with no human initiator",
         Frameworks(("ASI10", "ASI09"), ("T7", "T13"), ("L3", "L7"), (), ("GOVERN", "MAP")),
     ),
+    "FORGED_TOKEN": _Entry(
+        Severity.CRITICAL,
+        "a token signed with the authority's key that its issuance entry did not issue",
+        Frameworks(
+            ("ASI03", "ASI07"), ("T9", "T3", "T8"), ("L6", "L7"), ("AML.T0012",), ("MANAGE",)
+        ),
+    ),
     "LOG_INTEGRITY": _Entry(
         Severity.CRITICAL,
         "the audit log does not verify",

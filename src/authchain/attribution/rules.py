@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from authchain.attribution.findings import Finding, make_finding
 from authchain.audit.records import (
@@ -33,7 +33,15 @@ from authchain.audit.records import (
     TokenRevoked,
 )
 
-__all__ = ["classify_record", "scan_records", "task_of"]
+__all__ = [
+    "Issued",
+    "classify_record",
+    "forged_message",
+    "forged_parent",
+    "forged_presentation",
+    "scan_records",
+    "task_of",
+]
 
 _Action = ActionInvoked | ActionRefused
 _ACTIONS = (ActionInvoked, ActionRefused)
@@ -202,9 +210,115 @@ def _escalates(record: Record, held: tuple[str, ...] | None) -> bool:
     return not set(record.scope).issubset(set(held))
 
 
-def _chain_gap(
-    record: Record, issued: dict[str, tuple[int, str | None]]
-) -> tuple[str, list[int]] | None:
+class Issued(NamedTuple):
+    """What an issuance entry (at log index ``entry``) says it issued: the facts a token that
+    names it must repeat."""
+
+    entry: int
+    txn: str
+    initiator: str
+    chain: tuple[str, ...]
+    scope: tuple[str, ...]
+    exp: int
+
+    @classmethod
+    def of(cls, record: Issuance, index: int) -> Issued:
+        return cls(index, record.txn, record.initiator, record.chain, record.scope, record.exp)
+
+
+def _differs(what: str, presented: Any, issued: Any) -> str:
+    def text(value: Any) -> str:
+        return " ".join(value) if isinstance(value, tuple) else str(value)
+
+    return f"its {what} is `{text(presented)}` but the log issued `{text(issued)}`"
+
+
+def forged_presentation(record: _Action | HopDenied, issued: Issued) -> list[str]:
+    """How the token a record names differs from what its issuance entry issued.
+
+    An action record (and a hop denial) carries the presented token's claims as the authority read
+    them after its signature verified: task, initiator, chain and scope. A token whose ``jti`` and
+    ``log`` name an issuance entry, but whose other claims are not what that entry issued, was
+    signed with the authority's key without being issued by it (a stolen key's twin token), or the
+    record was written by someone else; either way its authority is forged.
+    """
+    out: list[str] = []
+    if record.txn != issued.txn:
+        out.append(_differs("task", record.txn, issued.txn))
+    if record.initiator != issued.initiator:
+        out.append(_differs("initiator", record.initiator, issued.initiator))
+    chain = tuple(record.chain or ())
+    if isinstance(record, HopDenied):
+        # A hop denial names the parent's chain, or the child's once the hop was derived.
+        chain = chain[: len(issued.chain)]
+        if record.held_scope is not None and set(record.held_scope) != set(issued.scope):
+            out.append(_differs("scope", record.held_scope, issued.scope))
+    elif set(record.scope or ()) != set(issued.scope):
+        out.append(_differs("scope", tuple(record.scope or ()), issued.scope))
+    if chain != issued.chain:
+        out.append(_differs("chain", chain, issued.chain))
+    return out
+
+
+def forged_parent(child: HopGranted, parent: Issued) -> list[str]:
+    """How the parent token a hop was granted from differs from what its issuance issued.
+
+    The authority derives a child from the parent token it verified: the same initiator, the
+    parent's chain plus the next actor, a scope within the parent's, an expiry no later than the
+    parent's; and only the parent's holder can ask (its proof's key is the token's ``cnf``). A hop
+    that breaks one of these was granted from a token its issuance entry did not issue.
+    """
+    out: list[str] = []
+    if child.initiator != parent.initiator:
+        out.append(_differs("initiator", child.initiator, parent.initiator))
+    if child.chain[:-1] != parent.chain:
+        out.append(_differs("chain", child.chain[:-1], parent.chain))
+    if parent.chain and child.actor != parent.chain[-1]:
+        out.append(_differs("holder", child.actor, parent.chain[-1]))
+    if not set(child.scope) <= set(parent.scope):
+        out.append(_differs("scope", child.scope, parent.scope))
+    if child.exp > parent.exp:
+        out.append(f"it outlives its parent (exp {child.exp} after {parent.exp})")
+    return out
+
+
+def forged_message(what: str, jti: str, issued: Issued, differences: list[str]) -> str:
+    return (
+        f"{what} (jti {jti}) is not the token entry {issued.entry} issued: "
+        + "; ".join(differences)
+        + ". It carries the authority's signature, so it was signed outside the authority "
+        "(a stolen signing key) or the entries were forged"
+    )
+
+
+def _forged(record: Record, issued: dict[str, Issued]) -> tuple[str, list[int]] | None:
+    """A use of a token whose claims are not what its issuance entry issued (see above)."""
+    if isinstance(record, (*_ACTIONS, HopDenied)):
+        jti, named = (
+            (record.jti, record.log)
+            if isinstance(record, _ACTIONS)
+            else (record.parent_jti, record.parent_log)
+        )
+        found = issued.get(jti) if jti is not None else None
+        if jti is None or found is None or found.entry != named:
+            return None  # no token, or a gap (_chain_gap says so)
+        differences = forged_presentation(record, found)
+        what = f"the token presented at {record.kind.value}"
+    elif isinstance(record, HopGranted):
+        jti = record.parent_jti
+        found = issued.get(jti)
+        if found is None or found.entry != record.parent_log:
+            return None
+        differences = forged_parent(record, found)
+        what = f"the parent token of {record.kind.value}"
+    else:
+        return None
+    if not differences:
+        return None
+    return forged_message(what, jti, found, differences), [found.entry]
+
+
+def _chain_gap(record: Record, issued: dict[str, Issued]) -> tuple[str, list[int]] | None:
     """A use of a token (an action, or a hop from it) whose issuance is not in the log before it."""
     if isinstance(record, _ACTIONS) and record.token and record.jti is not None:
         jti, named = record.jti, record.log
@@ -217,11 +331,11 @@ def _chain_gap(
     found = issued.get(jti)
     if found is None:
         return (f"{what} (jti {jti}) has no issuance entry earlier in the log", [])
-    if named != found[0] or found[1] != task_of(record):
+    if named != found.entry or found.txn != task_of(record):
         return (
             f"{what} (jti {jti}) names issuance entry {named}, but the log issued it at "
-            f"entry {found[0]}",
-            [found[0]],
+            f"entry {found.entry}",
+            [found.entry],
         )
     return None
 
@@ -291,9 +405,10 @@ def scan_records(entries: Iterable[tuple[int, Record]]) -> list[Finding]:
     """Findings over many records, in log order: per-record rules, then cross-record rules."""
     findings: list[Finding] = []
     identities = _Identities()
-    # jti -> (index, txn) of every issuance seen so far: a token is issued before it is used, so
-    # in log order a use whose issuance was not seen is a gap (or a forged entry).
-    issued: dict[str, tuple[int, str | None]] = {}
+    # jti -> what every issuance seen so far issued: a token is issued before it is used, so in
+    # log order a use whose issuance was not seen is a gap (or a forged entry), and a use whose
+    # token says other than its issuance is a forged token.
+    issued: dict[str, Issued] = {}
     for index, record in entries:
         txn = task_of(record)
         for code, message in classify_record(record):
@@ -301,8 +416,11 @@ def scan_records(entries: Iterable[tuple[int, Record]]) -> list[Finding]:
         gap = _chain_gap(record, issued)
         if gap is not None:
             findings.append(make_finding("CHAIN_GAP", gap[0], [index, *gap[1]], txn=txn))
+        forged = _forged(record, issued)
+        if forged is not None:
+            findings.append(make_finding("FORGED_TOKEN", forged[0], [index, *forged[1]], txn=txn))
         if isinstance(record, Issuance):
-            issued[record.jti] = (index, txn)
+            issued[record.jti] = Issued.of(record, index)
         if isinstance(record, _ACTIONS):
             identities.add(index, record)
     findings.extend(identities.findings())

@@ -29,7 +29,11 @@ def findings(store: LogStore, *, txn: str | None = None, verify: bool = True) ->
                 make_finding("LOG_INTEGRITY", f"the log does not verify: {exc.message}", evidence)
             )
     unreadable: list[tuple[int, str]] = []
-    out.extend(scan_records(_readable(store, txn, unreadable)))
+    for finding in scan_records(_readable(store, txn, unreadable)):
+        # An entry that does not verify proves nothing: a token compared with an edited issuance
+        # is not shown as forged (the edit is the finding).
+        if finding.code != "FORGED_TOKEN" or not flagged.intersection(finding.evidence):
+            out.append(finding)
     # An entry whose stored bytes are no longer an event, or whose event is not a record the
     # authority writes, is itself evidence of tampering; the others are still scanned rather than
     # lost with it.

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authchain.attribution.findings import Finding, make_finding
-from authchain.attribution.rules import classify_record, task_of
+from authchain.attribution.rules import (
+    Issued,
+    classify_record,
+    forged_message,
+    forged_parent,
+    forged_presentation,
+    task_of,
+)
 from authchain.audit.checkpoint import SignedCheckpoint
 from authchain.audit.lineage import ChainGap, lineage
 from authchain.audit.merkle import leaf_hash, verify_inclusion
@@ -29,6 +36,7 @@ from authchain.audit.records import (
     ActionInvoked,
     ActionRefused,
     HopDenied,
+    HopGranted,
     Issuance,
     KeyRotated,
     Record,
@@ -46,7 +54,7 @@ from authchain.errors import AuthchainError, LogIntegrityError, NotFoundError
 
 __all__ = ["ChainEntry", "Report", "trace"]
 
-_BREAKING = frozenset({"CHAIN_GAP", "LOG_INTEGRITY", "UNATTRIBUTED_ACTION"})
+_BREAKING = frozenset({"CHAIN_GAP", "FORGED_TOKEN", "LOG_INTEGRITY", "UNATTRIBUTED_ACTION"})
 _ACTIONS = (ActionInvoked, ActionRefused)
 # The kinds that name a task's initiator and chain in their envelope, and those that name an actor.
 _ON_A_PATH = (Issuance, Refusal, ActionInvoked, ActionRefused)
@@ -64,20 +72,25 @@ class ChainEntry:
     decision: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
-        decision = self.decision or {}
         return {
             "actor": self.actor,
             "token": self.token,
             "index": self.index,
             "kind": self.kind,
-            "decision": {
-                "id": decision.get("id"),
-                "effect": decision.get("effect"),
-                "policies": list(decision.get("policies", [])),
-                "reasons": list(decision.get("reasons", [])),
-                "policy_set_hash": decision.get("policy_set_hash"),
-            },
+            "decision": _decision_view(self.decision),
         }
+
+
+def _decision_view(decision: dict[str, Any] | None) -> dict[str, Any]:
+    """What a report shows of a recorded decision: which policies decided, why, under which set."""
+    decision = decision or {}
+    return {
+        "id": decision.get("id"),
+        "effect": decision.get("effect"),
+        "policies": list(decision.get("policies", [])),
+        "reasons": list(decision.get("reasons", [])),
+        "policy_set_hash": decision.get("policy_set_hash"),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +100,13 @@ class Report:
     ``claims`` is what a caller supplied with the event (a service's presenter, the initiator it
     claims, its refusal code, its own attributes): shown for the investigator, never evidence, and
     labelled as a claim wherever it is rendered.
+
+    ``presenter`` is who presented the token of an action, when a signature proves it (the key of
+    the presentation's DPoP proof is a registered workload's); otherwise None, and the reporter's
+    word on it is among the claims. ``refusal`` is why the authority refused the event (its
+    machine ``error``, ``reason``, the ``input`` at fault, and the denying ``decision`` with its
+    policies, reasons and policy-set hash), for a refusal and for an action whose presentation
+    did not verify; otherwise None.
     """
 
     event: dict[str, Any]
@@ -99,6 +119,8 @@ class Report:
     log: dict[str, Any]
     claims: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    presenter: dict[str, Any] | None = None
+    refusal: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,11 +128,13 @@ class Report:
             "task": self.task,
             "initiator": self.initiator,
             "executor": self.executor,
+            "presenter": self.presenter,
             "chain": [c.to_dict() for c in self.chain],
             "verdict": self.verdict,
             "findings": [f.to_dict() for f in self.findings],
             "log": self.log,
             "claims": dict(self.claims),
+            "refusal": self.refusal,
         }
 
 
@@ -120,6 +144,10 @@ class _Walker:
         self.findings: list[Finding] = []
         self.broken = False
         self._verified: set[int] = set()
+        # Each entry is read (and flagged) once per trace, however often the walk returns to it.
+        self._read: dict[int, Record | None] = {}
+        #: Entries flagged LOG_INTEGRITY: shown, but no conclusion is drawn from what they say.
+        self.unproven: set[int] = set()
         #: Entries that are canonical events but not valid records, and why.
         self.invalid: dict[int, str] = {}
         self.checkpoint: SignedCheckpoint | None = None
@@ -139,6 +167,8 @@ class _Walker:
 
     def flag(self, code: str, message: str, evidence: list[int], txn: str | None = None) -> None:
         self.findings.append(make_finding(code, message, evidence, txn=txn))
+        if code == "LOG_INTEGRITY":
+            self.unproven.update(evidence)
         # The verdict is about the authority path itself: a gap, an unverifiable entry or no path
         # at all breaks it. A refusal the log proves (escalation, replay) is a finding about an
         # intact path, as is an autonomous initiator.
@@ -151,6 +181,11 @@ class _Walker:
         An entry whose inclusion does not verify is still returned (flagged ``LOG_INTEGRITY``), so
         the report shows what the log claims; one that is not a valid record of its kind is not.
         """
+        if index not in self._read:
+            self._read[index] = self._entry(index)
+        return self._read[index]
+
+    def _entry(self, index: int) -> Record | None:
         if index < 0 or index >= self.size:
             return None
         try:
@@ -217,9 +252,38 @@ def _start(record: Record, index: int) -> tuple[str | None, str | None, int | No
     if isinstance(record, Issuance):
         return None, record.jti, index, "log"
     if isinstance(record, HopDenied):
-        return record.parent_token, record.parent_jti, record.parent_log, "parent_log"
-    if isinstance(record, _ACTIONS) and record.token:
-        return record.token, record.jti, record.log, "log"
+        link = record.parent_token, record.parent_jti, record.parent_log, "parent_log"
+    elif isinstance(record, _ACTIONS) and record.token:
+        link = record.token, record.jti, record.log, "log"
+    else:
+        return None
+    if record.version > 1 and link[1] is None:
+        # The authority writes a token's jti and its issuance entry together, once the token's
+        # signature verified. An entry without the jti its link must lead to names no verified
+        # token: nothing is walked from it (for an action, it has no authority path at all).
+        return link[0], None, None, link[3]
+    return link
+
+
+def _presenter(record: Record) -> dict[str, Any] | None:
+    """Who presented an action's token, when a signature proves it (version 2 sets ``actor`` only
+    then: the presentation's proof verified under a registered workload's key)."""
+    if isinstance(record, _ACTIONS) and record.version > 1 and record.actor:
+        return {"id": record.actor, "kind": _kind_of(record.actor)}
+    return None
+
+
+def _refusal(record: Record) -> dict[str, Any] | None:
+    """Why the authority refused the event: its own error and, for a refusal, the decision."""
+    if isinstance(record, Refusal):
+        return {
+            "error": record.error,
+            "reason": record.reason,
+            "input": record.input,
+            "decision": _decision_view(record.decision) if record.decision else None,
+        }
+    if isinstance(record, _ACTIONS) and record.error is not None:
+        return {"error": record.error, "reason": record.reason, "input": None, "decision": None}
     return None
 
 
@@ -295,6 +359,8 @@ def trace(
         findings=tuple(walker.findings),
         log=log,
         claims=dict(record.reported or {}),
+        presenter=_presenter(record),
+        refusal=_refusal(record),
     )
 
 
@@ -319,6 +385,7 @@ def _walk(
             steps.append(issued)
     except ChainGap as gap:
         walker.flag("CHAIN_GAP", gap.message, [index, *gap.evidence], txn)
+    _compare_tokens(walker, record, index, jti, start, steps)
 
     chain: list[ChainEntry] = []
     for issued in steps:
@@ -361,3 +428,46 @@ def _walk(
                 txn,
             )
     return chain, initiator
+
+
+def _compare_tokens(
+    walker: _Walker,
+    record: Record,
+    index: int,
+    jti: str | None,
+    start: int,
+    steps: list[Issuance],
+) -> None:
+    """``FORGED_TOKEN``: every token on the path is compared with what its issuance entry issued.
+
+    The event's own token (an action's presented token, a hop denial's parent) is compared with the
+    entry its ``log`` names, as soon as that entry issued its ``jti``, even when the walk stops
+    there (a token of another task); each parent on the path is compared with the hop that was
+    granted from it.
+    """
+    txn = task_of(record)
+    unproven = walker.unproven
+    if isinstance(record, (*_ACTIONS, HopDenied)) and jti is not None:
+        first = steps[0] if steps else walker.entry(start)
+        if isinstance(first, Issuance) and first.jti == jti and not {index, start} & unproven:
+            issued = Issued.of(first, start)
+            differences = forged_presentation(record, issued)
+            if differences:
+                what = "presented" if isinstance(record, _ACTIONS) else "delegated from"
+                message = forged_message(
+                    f"the token {what} at entry {index}", jti, issued, differences
+                )
+                walker.flag("FORGED_TOKEN", message, [index, start], txn)
+    for child, parent in zip(steps, steps[1:], strict=False):
+        if not isinstance(child, HopGranted):
+            continue
+        assert child.index is not None and parent.index is not None  # set by the walker's reader
+        if {child.index, parent.index} & unproven:
+            continue  # an edited entry proves nothing, a forgery included
+        issued = Issued.of(parent, parent.index)
+        differences = forged_parent(child, issued)
+        if differences:
+            message = forged_message(
+                f"the parent token of entry {child.index}", child.parent_jti, issued, differences
+            )
+            walker.flag("FORGED_TOKEN", message, [child.index, parent.index], txn)

@@ -17,6 +17,11 @@ For every entry, in index order:
    All roots come from one recomputed tree, so consecutive checkpoints are consistent with each
    other by construction.
 
+Verification may also start part-way (``start``): from the right edge of a tree already verified
+(an :class:`~authchain.audit.merkle.CompactRange` whose root a trusted checkpoint vouches for), the
+same steps run over the entries after it, so a start-up check recomputes only what was appended
+since the last one (:mod:`authchain.audit.startup`).
+
 Then: the latest checkpoint must cover the whole log (no unsigned tail, no checkpoint beyond the
 last entry, which would mean the tail was cut off), and every *trusted* checkpoint (one saved
 outside the store, e.g. by a witness) must match the recomputed tree at its size. Only that last
@@ -301,6 +306,7 @@ def verify_log(
     origin: str | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 0,
+    start: CompactRange | None = None,
 ) -> VerifiedLog:
     """Verify a whole log; return what was established or raise :class:`LogIntegrityError`.
 
@@ -310,14 +316,18 @@ def verify_log(
 
     With ``workers`` > 1, step (2) runs in that many worker processes while this one hashes and
     rebuilds the tree; the result, including which failure is reported first, is the same.
+
+    With ``start``, the first ``start.size`` entries are taken as verified (the caller has checked
+    ``start.root()`` against a checkpoint it trusts): ``entries`` begin at index ``start.size``,
+    ``checkpoints`` and ``nodes`` hold only those after it, and the tree grows from ``start``.
     """
     trusted_list = _trusted(trusted, verifier, origin)
     if workers > 1:
         with _pool(workers) as pool:
             run = _Run(checkpoints, verifier, nodes, trusted_list, origin, progress, pool, workers)
-            return run.verify(entries)
+            return run.verify(entries, start)
     run = _Run(checkpoints, verifier, nodes, trusted_list, origin, progress, None, 0)
-    return run.verify(entries)
+    return run.verify(entries, start)
 
 
 class _Run:
@@ -366,7 +376,9 @@ class _Run:
                 index, message = failure
                 raise LogIntegrityError(f"entry {index}: {message}", index)
 
-    def verify(self, entries: Iterable[Entry]) -> VerifiedLog:
+    def verify(self, entries: Iterable[Entry], start: CompactRange | None = None) -> VerifiedLog:
+        if start is not None:
+            self.compact = start.copy()
         try:
             return self._verify(entries)
         except LogIntegrityError:
@@ -390,15 +402,16 @@ class _Run:
             raise
 
     def _verify(self, entries: Iterable[Entry]) -> VerifiedLog:
-        self.reached(0, EMPTY_ROOT)
         compact = self.compact
+        self.reached(compact.size, compact.root() if compact.size else EMPTY_ROOT)
         hashes = compact.hashes
         sha256 = hashlib.sha256
         node_check = self.node_check
         progress = self.progress
         parallel = self.pool is not None
         chunk = self.chunk
-        expected = 0
+        expected = compact.size
+        self.chunk_start = expected
         next_stop = _next_stop(self.stored, self.pending_trusted)
         checked = -1  # the last entry whose step (2) has run (or been sent to a worker)
         try:

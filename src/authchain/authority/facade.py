@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from authchain.audit.startup import verify_at_start
 from authchain.audit.store import LogStore
 from authchain.authority.actions import ActionReports
 from authchain.authority.issuance import Issuance, IssuedToken
@@ -45,6 +46,10 @@ class Authority:
     section 8). ``token_endpoint`` and ``events_endpoint`` are the public URLs proofs must name
     (never built from a request's ``Host`` header). ``id_token_max_age`` is how old (by ``iat``, in
     seconds) an initiator's ID token may be when it starts a task.
+
+    Construction verifies the log first (:func:`authchain.audit.startup.verify_at_start`,
+    incremental since the last verified start) and raises :class:`LogIntegrityError`, naming the
+    first bad index, rather than append on top of a log that does not verify.
     """
 
     def __init__(
@@ -64,6 +69,8 @@ class Authority:
         nonce_source: NonceSource | None = None,
         id_token_max_age: int = DEFAULT_ID_TOKEN_MAX_AGE,
     ) -> None:
+        # Nothing is appended, and nothing beside the log is trusted, before the log verifies.
+        verify_at_start(store)
         self.issuer = issuer.rstrip("/")
         self.trust_domain = trust_domain
         self.policy = policy or PolicyEngine.default()

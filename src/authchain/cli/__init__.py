@@ -67,13 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AuthchainError as exc:
-        print(f"authchain: error: {exc.code}: {exc.message}", file=sys.stderr)
+        # One line, whatever the message quotes (a forged entry's member, a path, a request):
+        # its control and bidi characters are shown escaped (authchain.cli._text).
+        from authchain.cli._text import plain
+
+        print(f"authchain: error: {plain(exc.code)}: {plain(exc.message)}", file=sys.stderr)
         return _exit_code(exc)
     except KeyboardInterrupt:
         print("authchain: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a user never sees a traceback
-        print(f"authchain: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from authchain.cli._text import plain
+
+        print(f"authchain: internal error: {type(exc).__name__}: {plain(exc)}", file=sys.stderr)
         return 70
     return 0
 

@@ -20,6 +20,7 @@ import typer
 from authchain.audit.note import NoteVerifier
 from authchain.audit.store import LogStore, open_store
 from authchain.cli import app
+from authchain.cli._text import json_text, plain
 from authchain.errors import ConfigurationError
 
 audit_app = typer.Typer(
@@ -93,7 +94,7 @@ def verify_command(
             "trusted_checkpoints": [c.size for c in result.trusted],
             "vkey": key,
         }
-        _write(orjson.dumps(out).decode() + "\n")
+        _write(json_text(out, indent=False) + "\n")
         return
     trusted_note = (
         f"; consistent with {len(result.trusted)} trusted checkpoint(s)" if result.trusted else ""
@@ -101,7 +102,7 @@ def verify_command(
     _write(
         f"verified {result.size} entries and {result.checkpoints} signed checkpoints{trusted_note}\n"
         f"root {result.root_hash.hex()}\n"
-        f"key {key}\n"
+        f"key {plain(key)}\n"
     )
 
 
@@ -144,7 +145,9 @@ def _read_text(path: Path, what: str) -> str:
 def checkpoint_command(db: DbOption) -> None:
     """Print the latest signed checkpoint (a C2SP signed note)."""
     with opened(db) as store:
-        _write(store.latest_checkpoint().text)
+        # A valid note holds no control characters but its newlines; one read from a tampered
+        # store may, and is printed with them escaped.
+        _write(plain(store.latest_checkpoint().text, lines=True))
 
 
 @audit_app.command("export")
@@ -155,7 +158,10 @@ def export_command(
         int | None, typer.Option("--end", min=0, help="Stop before this index (default: all).")
     ] = None,
 ) -> None:
-    """Print entries as JSON lines: {"index": N, "event": {...}}, each event exactly as hashed."""
+    """Print entries as JSON lines: {"index": N, "event": {...}}, each event exactly as hashed.
+
+    The one output printed byte for byte as stored (hashing it must give the leaf hash): it is
+    for files and pipes, and shows log text unescaped; read it with a JSON tool, not a terminal."""
     out = sys.stdout.buffer
     with opened(db) as store:
         batch: list[bytes] = []

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from authchain.cli import app
+from authchain.cli._text import plain
 from authchain.cli.audit import opened
 
 keys_app = typer.Typer(
@@ -23,4 +24,5 @@ def public_command(
 ) -> None:
     """Print the log's verifier key in C2SP vkey form: <name>+<key id>+<base64 key>."""
     with opened(db) as store:
-        print(store.verifier_key())
+        # The key's name is read from the store file: printed with any control character escaped.
+        print(plain(store.verifier_key()))

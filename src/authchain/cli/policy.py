@@ -5,14 +5,14 @@ Thin on purpose: loading, validation, hashing and deciding all live in :mod:`aut
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from authchain._encoding import json_loads_strict
 from authchain.cli import app
+from authchain.cli._text import plain, print_json
 from authchain.errors import ConfigurationError, MalformedError
 from authchain.policy import Decision, PolicyEngine, PolicyRequest, PolicySettings
 
@@ -44,10 +44,6 @@ def _engine(directory: Path | None, settings_file: Path | None) -> PolicyEngine:
     return PolicyEngine.from_directory(directory, settings=settings)
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
-
-
 @policy_app.command("check")
 def check(
     directory: Annotated[Path, typer.Argument(help="Directory of .cedar policy files.")],
@@ -57,7 +53,7 @@ def check(
     """Validate every policy against the schema; print the set's hash and policy ids."""
     engine = _engine(directory, settings)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "source": engine.source,
                 "policy_set_hash": engine.policy_set_hash,
@@ -69,11 +65,12 @@ def check(
             }
         )
         return
-    print(f"ok: {len(engine.policies)} policies valid in {engine.source}")
+    # Policy files are text someone wrote: printed with their control characters escaped.
+    print(f"ok: {len(engine.policies)} policies valid in {plain(engine.source)}")
     print(f"policy set hash: {engine.policy_set_hash}")
-    width = max(len(p.id) for p in engine.policies)
+    width = max(len(plain(p.id)) for p in engine.policies)
     for p in engine.policies:
-        print(f"  {p.id:<{width}}  {p.effect:<6}  {p.reason}")
+        print(f"  {plain(p.id):<{width}}  {plain(p.effect):<6}  {plain(p.reason)}")
 
 
 @policy_app.command("explain")
@@ -102,7 +99,7 @@ def explain(
     engine = _engine(policies, settings)
     decision = engine.decide(request)
     if as_json:
-        _print_json(decision.to_dict())
+        print_json(decision.to_dict())
         return
     _print_decision(decision)
 
@@ -114,11 +111,11 @@ def _print_decision(decision: Decision) -> None:
     if decision.policies:
         print("allowed by:" if decision.allowed else "denied by:")
         for policy_id, reason in zip(decision.policies, decision.reasons, strict=False):
-            print(f"  {policy_id}: {reason}")
+            print(f"  {plain(policy_id)}: {plain(reason)}")
     else:
         for reason in decision.reasons:
-            print(f"reason: {reason}")
+            print(f"reason: {plain(reason)}")
     if decision.errors:
         print("errors:")
         for error in decision.errors:
-            print(f"  {' '.join(error.split())}")
+            print(f"  {plain(' '.join(error.split()))}")

@@ -6,21 +6,21 @@ module opens the store, calls them, and renders the result (rich for people, ``-
 
 from __future__ import annotations
 
-import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from authchain.attribution import Finding, Report, findings, trace
+from authchain.attribution import Finding, Report, Severity, findings, trace
 from authchain.audit.store import open_store
 from authchain.cli import app
+from authchain.cli._text import markup, new_console, plain, print_json
 from authchain.cli.audit import opened
 
 DEMO_DB = "authchain-demo.db"
@@ -34,18 +34,31 @@ _SEVERITY_STYLE = {
 }
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+#: ``authchain findings --fail-on`` exits with this code when a finding at or above the severity
+#: exists (as ``authchain trace`` exits 1 on a broken path): distinct from 2 (usage) and from the
+#: codes of errors (3 and up), so CI can tell "findings" from "could not look".
+FINDINGS_EXIT: Final = 1
+
+_SEVERITY_ORDER: Final = tuple(Severity)  # info, low, medium, high, critical
+
+
+class _FailOn(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
 
 
 def _e(value: Any) -> str:
     """``value`` as text that rich prints verbatim: log entries are untrusted, and an action name
-    holding ``[/]`` or ``[conceal]`` must neither break the report nor hide part of it."""
-    return escape(str(value))
+    holding ``[/]``, ``[conceal]``, a terminal escape or a bidi control must neither break the
+    report nor hide or reorder part of it."""
+    return markup(value)
 
 
 def _claim_text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return plain(value if isinstance(value, str) else orjson.dumps(value).decode())
 
 
 def render_report(console: Console, report: Report, *, title: str = "Attribution report") -> None:
@@ -72,8 +85,15 @@ def render_report(console: Console, report: Report, *, title: str = "Attribution
         if executor
         else "unknown",
     )
+    if report.presenter:
+        # Proven by the presentation's proof, signed by a registered workload's key.
+        head.add_row(
+            "Who presented the token?",
+            f"{_e(report.presenter.get('id'))} ({_e(report.presenter.get('kind', '?'))})",
+        )
     head.add_row("Verdict", Text(report.verdict, style=verdict_style))
     console.print(Panel(head, title=title, expand=False))
+    _render_refusal(console, report.refusal)
 
     if report.claims:
         # What a caller supplied: shown, so the investigator can weigh it, and labelled, so it is
@@ -82,7 +102,7 @@ def render_report(console: Console, report: Report, *, title: str = "Attribution
         for name, value in report.claims.items():
             console.print(
                 Text.assemble(
-                    "  " + f"{name}".ljust(18) + " ", _claim_text(value), (" (claimed)", "dim")
+                    "  " + plain(name).ljust(18) + " ", _claim_text(value), (" (claimed)", "dim")
                 ),
                 highlight=False,
             )
@@ -112,6 +132,29 @@ def render_report(console: Console, report: Report, *, title: str = "Attribution
     console.print(f"[dim]log size {_e(log.get('size'))}, root {_e(log.get('root'))}[/dim]")
 
 
+def _render_refusal(console: Console, refusal: dict[str, Any] | None) -> None:
+    """Why the authority refused the event, and the decision that denied it."""
+    if not refusal:
+        return
+    console.print("[bold]Why was it refused?[/bold]")
+    console.print(f"  error      {_e(refusal.get('error'))}")
+    if refusal.get("reason"):
+        console.print(f"  reason     {_e(refusal['reason'])}")
+    if refusal.get("input"):
+        console.print(f"  input      {_e(refusal['input'])}")
+    decision = refusal.get("decision")
+    if not decision:
+        return
+    console.print(f"  decision   {_e(decision.get('effect', '?'))}  {_e(decision.get('id') or '')}")
+    policies = decision.get("policies") or []
+    reasons = decision.get("reasons") or []
+    for policy, reason in zip(policies, reasons, strict=False):
+        console.print(f"  policy     {_e(policy)}: {_e(reason)}")
+    for reason in reasons[len(policies) :]:
+        console.print(f"  reason     {_e(reason)}")
+    console.print(f"  policy set {_e(decision.get('policy_set_hash') or '?')}")
+
+
 def render_findings(
     console: Console, items: tuple[Finding, ...] | list[Finding], *, title: str
 ) -> None:
@@ -124,11 +167,13 @@ def render_findings(
         style = _SEVERITY_STYLE.get(str(f.severity), "")
         evidence = " ".join(f"#{i}" for i in f.evidence) or "-"
         console.print(
-            Text.assemble(("  " + str(f.severity).upper().ljust(9), style), (f.code, "bold")),
+            Text.assemble(
+                ("  " + str(f.severity).upper().ljust(9), style), (plain(f.code), "bold")
+            ),
             f"[dim]log {evidence}[/dim]",
         )
         # A message quotes the log (actions, principals, reasons): printed as plain text.
-        console.print(Text("    " + f.message), highlight=False)
+        console.print(Text("    " + plain(f.message)), highlight=False)
         refs = [
             " ".join(fw.owasp_asi),
             " ".join(fw.owasp_threats),
@@ -163,18 +208,18 @@ def demo_command(
     finally:
         store.close()
     if as_json:
-        _print_json(outcome.to_dict())
+        print_json(outcome.to_dict())
         return
-    console = Console()
-    console.print(f"[bold]Authchain demo[/bold]: log written to {_e(path)}")
+    out = new_console()
+    out.print(f"[bold]Authchain demo[/bold]: log written to {_e(path)}")
     for step in outcome.steps:
         index = step.get("index")
-        console.print(f"  [dim]#{_e(index)}[/dim] {_e(step['step'])}")
-    console.print()
-    render_report(console, outcome.report, title="The final tool action")
-    console.print()
-    render_findings(console, list(outcome.findings), title="Findings over the whole log")
-    console.print(
+        out.print(f"  [dim]#{_e(index)}[/dim] {_e(step['step'])}")
+    out.print()
+    render_report(out, outcome.report, title="The final tool action")
+    out.print()
+    render_findings(out, list(outcome.findings), title="Findings over the whole log")
+    out.print(
         f"\n[dim]Verify the log: authchain audit verify --db {_e(path)}\n"
         f"Trace any entry: authchain trace --index N --db {_e(path)}[/dim]"
     )
@@ -193,9 +238,9 @@ def trace_command(
     with opened(db) as store:
         report = trace(store, event_id=event_id, index=index)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
-        render_report(Console(), report)
+        render_report(new_console(), report)
     # Like ``audit verify``: a broken authority path is a non-zero exit, so scripts can gate on it.
     if report.verdict != "complete":
         raise typer.Exit(1)
@@ -206,11 +251,25 @@ def findings_command(
     task: Annotated[str | None, typer.Option("--task", help="Only this task's entries.")] = None,
     db: Annotated[str, typer.Option("--db", help="The audit log (SQLite path).")] = DEMO_DB,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    fail_on: Annotated[
+        _FailOn | None,
+        typer.Option(
+            "--fail-on",
+            case_sensitive=False,
+            help=f"Exit {FINDINGS_EXIT} when a finding of this severity or above exists (for CI).",
+        ),
+    ] = None,
 ) -> None:
     """Every finding over the log (or one task), after verifying the log."""
     with opened(db) as store:
         items = findings(store, txn=task)
     if as_json:
-        _print_json([f.to_dict() for f in items])
-        return
-    render_findings(Console(), items, title="Findings" + (f" for task {task}" if task else ""))
+        print_json([f.to_dict() for f in items])
+    else:
+        render_findings(
+            new_console(), items, title="Findings" + (f" for task {task}" if task else "")
+        )
+    if fail_on is not None:
+        floor = _SEVERITY_ORDER.index(Severity(fail_on.value))
+        if any(_SEVERITY_ORDER.index(f.severity) >= floor for f in items):
+            raise typer.Exit(FINDINGS_EXIT)

@@ -10,12 +10,14 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
 
+import anyio
 from starlette.requests import Request
 
 from authchain._encoding import json_loads_strict
 from authchain.errors import HttpError, MalformedError
 
 __all__ = [
+    "BODY_TIMEOUT",
     "FORM_MEDIA_TYPE",
     "read_body",
     "parse_form",
@@ -30,6 +32,11 @@ __all__ = [
 # RFC 6749 section 3.2 / RFC 8693 section 2.1: the token endpoint takes this encoding only.
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 
+#: Seconds a client has to send a whole request body, from the first read. A client that trickles
+#: its body (or sends a Content-Length and then stalls) holds a connection and a worker; after this
+#: it is answered 408 (RFC 9110 section 15.5.9). Read when a body is read, so a test may lower it.
+BODY_TIMEOUT: float = 10.0
+
 _MAX_FORM_FIELDS: Final = 32
 # Scopes of a principal or a workload: a registration names a handful.
 _MAX_LIST_ENTRIES: Final = 64
@@ -40,22 +47,32 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
     """The request body, refused with 413 once it exceeds ``limit`` bytes (before reading it all
-    when ``Content-Length`` says so)."""
+    when ``Content-Length`` says so), and with 408 when it has not all arrived within ``timeout``
+    seconds (default :data:`BODY_TIMEOUT`)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isascii() or not declared.isdigit() or len(declared) > 12:
             raise HttpError(400, "invalid_request", "Content-Length is not a number")
         if int(declared) > limit:
             raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
+    seconds = BODY_TIMEOUT if timeout is None else timeout
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    with anyio.move_on_after(seconds) as scope:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise HttpError(
+            408,
+            "request_timeout",
+            f"the request body did not arrive within {seconds:g} seconds",
+            {"Connection": "close"},
+        )
     return b"".join(chunks)
 
 

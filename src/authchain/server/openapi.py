@@ -31,6 +31,7 @@ def _problem_codes() -> dict[str, tuple[int, str]]:
     """
     out: dict[str, tuple[int, str]] = {
         "invalid_request": (400, "The request is malformed."),
+        "request_timeout": (408, "The request body did not arrive in time."),
         "size_limit": (413, "The request body is too large."),
         "unsupported_media_type": (415, "The body has the wrong media type."),
         "unauthorized": (401, "A valid admin bearer credential is required."),
