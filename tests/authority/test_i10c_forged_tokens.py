@@ -136,6 +136,13 @@ def test_twin_parent_token_exchanged_for_a_wider_child_is_a_forged_token(world: 
     root = world.start()
     crm = world.hop(PLANNER, root, CRM_AGENT, "crm:read crm:write")
     twin = _twin(world, crm, scope=("crm:read", "crm:write", "crm:delete"))
+    # The tool may hold crm:delete (its registration is the ceiling of what it receives).
+    world.authority.register_workload(
+        UPDATER,
+        kind="tool",
+        jwk=world.key(UPDATER).public.to_jwk(),
+        scopes=["crm:write", "crm:delete"],
+    )
     tool = world.hop(CRM_AGENT, twin, UPDATER, "crm:delete", human_approval=True)
     index = world.act(UPDATER, tool, action="crm.delete_account")
     report = trace(world.store, index=index)

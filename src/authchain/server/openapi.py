@@ -340,7 +340,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "required": ["token"],
-                                "properties": {"token": {"type": "string", "maxLength": 16384}},
+                                "properties": {"token": {"type": "string"}},
                             }
                         }
                     },
