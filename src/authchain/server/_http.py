@@ -6,10 +6,15 @@ Everything here reads untrusted input and either returns a value or raises :clas
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
 
+import anyio
 from starlette.requests import Request
 
 from authchain._encoding import json_loads_strict
@@ -17,6 +22,8 @@ from authchain.errors import HttpError, MalformedError
 
 __all__ = [
     "FORM_MEDIA_TYPE",
+    "BODY_TIMEOUT",
+    "content_digest",
     "read_body",
     "parse_form",
     "parse_json_object",
@@ -33,6 +40,11 @@ FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 _MAX_FORM_FIELDS: Final = 32
 # Scopes of a principal or a workload: a registration names a handful.
 _MAX_LIST_ENTRIES: Final = 64
+#: Seconds a client has to send its whole request body; a slower one gets 408 and its connection
+#: and worker back (a slow-loris body cannot hold the server).
+BODY_TIMEOUT: Final = 10.0
+# RFC 9530 section 2: Content-Digest is a Dictionary; a request names a few algorithms at most.
+_MAX_DIGEST_HEADER: Final = 512
 
 
 def media_type(request: Request) -> str:
@@ -40,9 +52,9 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, *, timeout: float = BODY_TIMEOUT) -> bytes:
     """The request body, refused with 413 once it exceeds ``limit`` bytes (before reading it all
-    when ``Content-Length`` says so)."""
+    when ``Content-Length`` says so), and with 408 when it takes more than ``timeout`` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isascii() or not declared.isdigit() or len(declared) > 12:
@@ -51,12 +63,62 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limit:
+                    raise HttpError(413, "size_limit", f"request body is larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HttpError(
+            408, "request_timeout", f"the request body did not arrive within {timeout:g} s"
+        ) from None
     return b"".join(chunks)
+
+
+def content_digest(request: Request, body: bytes) -> str:
+    """The request's RFC 9530 ``Content-Digest`` field value, checked against ``body``.
+
+    RFC 9530 section 2: the field is an RFC 8941 Dictionary of algorithm to Byte Sequence
+    (``sha-256=:<base64>:``). Exactly one field line is accepted; its ``sha-256`` member is
+    required and must be the SHA-256 of the body (other algorithms beside it are ignored, section
+    2). Returns the field value as sent, which the DPoP proof must carry to cover the body.
+    """
+    values = request.headers.getlist("content-digest")
+    if not values:
+        raise HttpError(
+            400,
+            "content_digest_required",
+            "a Content-Digest header (RFC 9530, sha-256) is required, and the DPoP proof must "
+            "carry the same value in its content_digest claim",
+        )
+    if len(values) > 1 or len(values[0]) > _MAX_DIGEST_HEADER or not values[0].isascii():
+        raise HttpError(400, "invalid_content_digest", "Content-Digest must be one short field")
+    header = values[0]
+    digest: bytes | None = None
+    for member in header.split(","):
+        name, _, rest = member.strip().partition("=")
+        value = rest.split(";", 1)[0].strip()
+        if name != "sha-256":
+            continue
+        if digest is not None or len(value) < 2 or value[0] != ":" or value[-1] != ":":
+            raise HttpError(
+                400, "invalid_content_digest", "Content-Digest sha-256 must be one :base64:"
+            )
+        try:
+            digest = base64.b64decode(value[1:-1], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise HttpError(
+                400, "invalid_content_digest", "Content-Digest sha-256 is not base64"
+            ) from exc
+    if digest is None:
+        raise HttpError(400, "invalid_content_digest", "Content-Digest has no sha-256 member")
+    if not hmac.compare_digest(digest, hashlib.sha256(body).digest()):
+        raise HttpError(
+            400, "content_digest_mismatch", "Content-Digest is not the SHA-256 of the request body"
+        )
+    return header
 
 
 def parse_form(body: bytes) -> dict[str, str]:
