@@ -186,6 +186,18 @@ def register_serving(
     return index
 
 
+def reopen(world: World, path: Path) -> World:
+    """Another authority on the same log file (``path``), with the same clients and clock: after
+    closing ``world`` it is the restarted server; beside a live ``world``, a second process."""
+    store = open_store(str(path))
+    authority = Authority(store, issuer=ISSUER, trust_domain=TRUST_DOMAIN, clock=world.clock)
+    if not _ENDPOINTS_REGISTERED:
+        give_endpoints(authority, TOOL, [TOOL_URL])
+    app = create_app(authority, admin_token=ADMIN_TOKEN, public_log=True)
+    client = TestClient(app, base_url=ISSUER, raise_server_exceptions=False)
+    return World(store, authority, client, world.idp, world.clock, world.keys)
+
+
 def make_world(
     tmp_path: Path,
     *,

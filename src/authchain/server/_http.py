@@ -52,9 +52,11 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int, *, timeout: float = BODY_TIMEOUT) -> bytes:
+async def read_body(request: Request, limit: int, *, timeout: float | None = None) -> bytes:
     """The request body, refused with 413 once it exceeds ``limit`` bytes (before reading it all
-    when ``Content-Length`` says so), and with 408 when it takes more than ``timeout`` seconds."""
+    when ``Content-Length`` says so), and with 408 when it takes more than ``timeout`` seconds
+    (default :data:`BODY_TIMEOUT`)."""
+    timeout = BODY_TIMEOUT if timeout is None else timeout
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isascii() or not declared.isdigit() or len(declared) > 12:
