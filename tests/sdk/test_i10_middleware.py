@@ -29,8 +29,13 @@ from test_middleware import (
 
 from authchain.audit.records import ActionRefused, read
 from authchain.identity.keys import SigningKey
-from authchain.sdk import AgentAuth, AuthchainMiddleware, AuthorityClient, requires_scope
-from authchain.sdk._refusals import RefusalSummaries
+from authchain.sdk import (
+    AgentAuth,
+    AuthchainMiddleware,
+    AuthorityClient,
+    RefusalSummaries,
+    requires_scope,
+)
 from authchain.tokens.dpop import content_digest, create_proof
 
 with warnings.catch_warnings():

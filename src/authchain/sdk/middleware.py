@@ -18,7 +18,7 @@ Per request (RFC 9449 section 7.1):
 
 A presented token that fails verification is refused with 401 and the refusal is reported too
 (a replayed token is evidence), summarised per presenting key or source so that a flood of junk
-becomes a few reports with counts (:mod:`authchain.sdk._refusals`). A request with no token at all
+becomes a few reports with counts (:mod:`authchain.sdk.refusals`). A request with no token at all
 is refused and not reported. A call refused for scope reports the scope the route required.
 """
 
@@ -48,9 +48,9 @@ from authchain.errors import (
     RemoteError,
     UntrustedIssuerError,
 )
-from authchain.sdk._refusals import RefusalSummaries
 from authchain.sdk.client import AuthorityClient
 from authchain.sdk.outbox import Outbox, OutboxSender
+from authchain.sdk.refusals import RefusalSummaries
 from authchain.sdk.tracing import (
     TraceContext,
     attribution_attributes,

@@ -12,7 +12,8 @@ nothing) and refusal code, within a window:
   ``count`` member, which the authority keeps as the service's claim).
 
 Memory is bounded: at most ``max_groups`` groups per window; refusals beyond them are counted in
-one overflow group.
+one overflow group. Pass ``RefusalSummaries(window=, full_per_window=, max_groups=)`` to the
+middleware's ``refusals=`` to tune it.
 """
 
 from __future__ import annotations
