@@ -119,6 +119,8 @@ def test_refusal_summaries_hold_bounded_memory_and_full_reports() -> None:
     assert full == 3
     assert len(summaries._groups) <= 9  # the groups and one overflow group
     reports = summaries.due(10.0)
+    # However many sources a distributed flood uses, a window costs a bounded number of reports.
+    assert full + len(reports) <= 3 + summaries.max_summaries + 1
     assert sum(r["count"] for r in reports) == 10_000 - 3
 
 

@@ -73,7 +73,7 @@ MAX_REPORTED_ATTRS: Final = 16
 MAX_COUNT: Final = 1_000_000_000
 #: Unverified reports a reporter may have recorded in a burst, and per second after it.
 CLAIM_BURST: Final = 60
-CLAIM_RATE: Final = 1.0
+CLAIM_RATE: Final = 2.0
 
 
 class _Budget:

@@ -8,11 +8,14 @@ nothing) and refusal code, within a window:
 
 * the first refusal of a group in a window is reported in full (the token and proof, which the
   authority verifies again), as long as the window's budget of full reports lasts;
-* the others are counted, and when the window closes one summary report carries the count (in its
-  ``count`` member, which the authority keeps as the service's claim).
+* the others are counted, and when the window closes one summary report per group carries the
+  count (in its ``count`` member, which the authority keeps as the service's claim), for the
+  ``max_summaries`` largest groups; the rest are summed into one more summary.
 
-Memory is bounded: at most ``max_groups`` groups per window; refusals beyond them are counted in
-one overflow group. Pass ``RefusalSummaries(window=, full_per_window=, max_groups=)`` to the
+So a window costs at most ``full_per_window + max_summaries + 1`` reports, whatever arrives (the
+defaults: 9 per 10 s, below the authority's budget of unverified reports per service), and memory is
+bounded: at most ``max_groups`` groups per window, refusals beyond them counted in one overflow
+group. Pass ``RefusalSummaries(window=, full_per_window=, max_groups=)`` to the
 middleware's ``refusals=`` to tune it.
 """
 
@@ -42,10 +45,16 @@ class RefusalSummaries:
     """Decides which refusals are reported in full and summarises the rest. Thread-safe."""
 
     def __init__(
-        self, *, window: float = 10.0, full_per_window: int = 20, max_groups: int = 1024
+        self,
+        *,
+        window: float = 10.0,
+        full_per_window: int = 4,
+        max_summaries: int = 4,
+        max_groups: int = 1024,
     ) -> None:
         self.window = window
         self.full_per_window = full_per_window
+        self.max_summaries = max_summaries
         self.max_groups = max_groups
         self._groups: dict[tuple[str, str], _Group] = {}
         self._window_start: float | None = None
@@ -88,7 +97,7 @@ class RefusalSummaries:
             groups, self._groups = self._groups, {}
             self._window_start = None
             self._full = 0
-        return [_summary(g) for g in groups.values() if g.counted]
+        return self._summaries(groups)
 
     def flush(self) -> list[dict[str, Any]]:
         """Every pending summary, whatever the window (the service is stopping)."""
@@ -96,7 +105,23 @@ class RefusalSummaries:
             groups, self._groups = self._groups, {}
             self._window_start = None
             self._full = 0
-        return [_summary(g) for g in groups.values() if g.counted]
+        return self._summaries(groups)
+
+    def _summaries(self, groups: dict[tuple[str, str], _Group]) -> list[dict[str, Any]]:
+        counted = sorted((g for g in groups.values() if g.counted), key=lambda g: -g.counted)
+        kept, rest = counted[: self.max_summaries], counted[self.max_summaries :]
+        reports = [_summary(g) for g in kept]
+        if rest:
+            merged = _Group(
+                _OVERFLOW,
+                "many" if len({g.code for g in rest}) > 1 else rest[0].code,
+                min(g.started for g in rest),
+                max(g.last for g in rest),
+                sum(g.counted for g in rest),
+                rest[0].sample,
+            )
+            reports.append(_summary(merged))
+        return reports
 
 
 def _summary(group: _Group) -> dict[str, Any]:
