@@ -250,3 +250,12 @@ def test_proofs_of_unregistered_keys_take_no_place_in_the_cache_or_the_ledger(
     # A registered key's proof does take its place, durably.
     assert world.post_token(world.start_form(), world.proof(PLANNER, jti="ok")).status_code == 200
     assert world.store.claimed("dpop", f"{world.keys[PLANNER].public.kid}:ok") is not None
+
+
+def test_spent_proofs_are_pruned_once_they_could_no_longer_be_accepted(world: World) -> None:
+    kid = world.keys[PLANNER].public.kid
+    assert world.post_token(world.start_form(), world.proof(PLANNER, jti="p1")).status_code == 200
+    assert world.store.claimed("dpop", f"{kid}:p1") is not None
+    world.clock.advance(3600)  # far past the proof's 60 s window, and past a prune interval
+    world.start()
+    assert world.store.claimed("dpop", f"{kid}:p1") is None
