@@ -298,6 +298,15 @@ def test_junk_reports_beyond_the_reporters_budget_are_429_and_counted(world: Wor
     assert _record(world, later.json()["log_index"]).rate_limited == 40
 
 
+def test_twenty_seconds_of_junk_reports_add_a_bounded_number_of_rows(world: World) -> None:
+    size = world.store.size()
+    for i in range(1000):
+        world.clock.advance(0.02)
+        world.report(_action("junk", "junk", report_id=f"flood-{i}"))
+    # The burst, then two a second for 20 s: never thousands.
+    assert world.store.size() - size <= 60 + 2 * 20 + 1
+
+
 def test_verified_reports_are_never_rate_limited(world: World) -> None:
     for i in range(61):
         world.report(_action("junk", "junk", report_id=f"j{i}"))
