@@ -109,7 +109,11 @@ class World:
             key = SigningKey.generate()
             self.keys[spiffe_id] = key
             self.authority.register_workload(
-                spiffe_id, kind=kind, jwk=key.public.to_jwk(), scopes=["crm:read", "crm:write"]
+                spiffe_id,
+                kind=kind,
+                jwk=key.public.to_jwk(),
+                scopes=["crm:read", "crm:write"],
+                endpoints=["https://crm.example.org"] if spiffe_id == CRM_API else (),
             )
 
     def token_proofs(self, actor: str, n: int) -> list[str]:

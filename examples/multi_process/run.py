@@ -138,7 +138,13 @@ def main() -> int:
             save_key(key, key_files[name])
             httpx.post(
                 f"{authority}/admin/workloads",
-                json={"id": spiffe_id, "kind": kind, "jwk": key.public.to_jwk(), "scopes": scopes},
+                json={
+                    "id": spiffe_id,
+                    "kind": kind,
+                    "jwk": key.public.to_jwk(),
+                    "scopes": scopes,
+                    "endpoints": {"tool": [tool_url], "crm_agent": [crm_url]}.get(name, []),
+                },
                 headers=headers,
             ).raise_for_status()
         # Alice logs in: her identity provider gives the planner an ID token for this authority.

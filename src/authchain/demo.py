@@ -144,7 +144,13 @@ def run_demo(store: LogStore, *, clock: Callable[[], float] = time.time) -> Demo
     crm_api = DemoWorkload("spiffe://example.org/service/crm-api", "service", ("crm:write",))
     legacy = DemoWorkload("spiffe://example.org/service/legacy-sync", "service", ("crm:write",))
     for w in (planner, research, crm_agent, updater, crm_api, legacy):
-        authority.register_workload(w.id, kind=w.kind, jwk=w.key.public.to_jwk(), scopes=w.scopes)
+        authority.register_workload(
+            w.id,
+            kind=w.kind,
+            jwk=w.key.public.to_jwk(),
+            scopes=w.scopes,
+            endpoints=["https://crm.example.org"] if w is crm_api else (),
+        )
 
     api = _CrmApi(authority, crm_api)
     steps: list[dict[str, Any]] = []

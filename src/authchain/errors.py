@@ -20,7 +20,8 @@ The tree::
     ├── NotFoundError
     ├── HttpError                        a malformed HTTP request, refused at the edge
     ├── CapacityError                    a bounded resource is full: retry later (503)
-    │   └── ReplayCacheFullError
+    │   ├── ReplayCacheFullError
+    │   └── RateLimitedError             a reporter sent more claims than its budget (429)
     ├── StorageError                     the store failed; nothing was acknowledged (503)
     ├── PolicyError
     │   └── PolicyLoadError
@@ -61,6 +62,7 @@ __all__ = [
     "HttpError",
     "CapacityError",
     "ReplayCacheFullError",
+    "RateLimitedError",
     "StorageError",
     "VerificationError",
     "MalformedError",
@@ -208,6 +210,18 @@ class ReplayCacheFullError(CapacityError):
     code = "replay_cache_full"
 
 
+class RateLimitedError(CapacityError):
+    """A caller sent more of some kind of request than its budget allows (unverified action reports,
+    say); nothing was recorded, and the same request may succeed after ``retry_after`` seconds
+    (HTTP 429 with ``Retry-After``)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --------------------------------------------------------------------------------------------------
 # Hostile or invalid input.
 
@@ -305,9 +319,27 @@ class KeyBindingError(VerificationError):
 
 
 class ReplayError(VerificationError):
-    """A one-time value (DPoP ``jti``) was seen before."""
+    """A one-time value (a DPoP ``jti``, a presentation, a report id, an ID token) was seen before.
+
+    When the audit log's single-use ledger refused it, ``scope`` names the kind of value and
+    ``first_index`` is the log entry that claimed it first, with ``first_value`` what that claim
+    stored (a report's digest, so a retry can be told from another report under the same id).
+    """
 
     code = "replay"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str | None = None,
+        first_index: int | None = None,
+        first_value: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.first_index = first_index
+        self.first_value = first_value
 
 
 class DPoPError(VerificationError):

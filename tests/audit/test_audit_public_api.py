@@ -40,7 +40,7 @@ def test_authchain_audit_records_exports() -> None:
 
 
 def test_authchain_audit_store_exports() -> None:
-    assert sorted(authchain.audit.store.__all__) == ["LogEntry", "LogStore", "open_store"]
+    assert sorted(authchain.audit.store.__all__) == ["Claim", "LogEntry", "LogStore", "open_store"]
 
 
 def test_authchain_jcs_exports() -> None:

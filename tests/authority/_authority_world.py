@@ -4,9 +4,10 @@ make real DPoP proofs and real hops (no mocks: every token is signed and verifie
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from authchain.audit.records import Record, read
 from authchain.audit.store import LogStore
 from authchain.authority import Authority, IssuedToken
 from authchain.identity.keys import SigningKey
+from authchain.identity.registry import WorkloadRecord
 from authchain.policy import PolicyEngine
 from authchain.tokens.dpop import create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
@@ -24,6 +26,9 @@ ISSUER = "https://authority.example.org"
 TOKEN_URL = ISSUER + "/token"
 TRUST_DOMAIN = "example.org"
 API_URL = "https://crm.example.org/api/accounts/acme"
+#: What the services that report actions serve (their registered endpoints).
+CRM_URL = "https://crm.example.org"
+UPDATER_URL = "https://updater.example.org"
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
@@ -70,6 +75,13 @@ WORKLOADS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (CRM_API, "service", ("crm:write",)),
     (LEGACY, "service", ("crm:write",)),
 )
+# The CRM API and the legacy sync serve the same API (two services behind one URL), so single use
+# of a presentation is domain-wide between them.
+ENDPOINTS: dict[str, tuple[str, ...]] = {
+    UPDATER: (UPDATER_URL,),
+    CRM_API: (CRM_URL,),
+    LEGACY: (CRM_URL,),
+}
 
 
 class World:
@@ -85,6 +97,11 @@ class World:
     ) -> None:
         self.store = store
         self.clock = clock or Clock()
+        if authority is not None and not _ENDPOINTS_REGISTERED:
+            # A reopened authority: what register_serving gave in memory is given again.
+            for spiffe_id, endpoints in ENDPOINTS.items():
+                if authority.registry.find_workload(spiffe_id) is not None:
+                    give_endpoints(authority, spiffe_id, endpoints)
         self.authority = authority or Authority(
             store, issuer=ISSUER, trust_domain=TRUST_DOMAIN, policy=policy, clock=self.clock
         )
@@ -110,8 +127,13 @@ class World:
 
     def add_workload(self, spiffe_id: str, kind: str, scopes: tuple[str, ...]) -> Actor:
         actor = Actor(spiffe_id, kind, scopes)
-        self.authority.register_workload(
-            spiffe_id, kind=kind, jwk=actor.key.public.to_jwk(), scopes=scopes
+        register_serving(
+            self.authority,
+            spiffe_id,
+            kind=kind,
+            jwk=actor.key.public.to_jwk(),
+            scopes=scopes,
+            endpoints=ENDPOINTS.get(spiffe_id, ()),
         )
         self.actors[spiffe_id] = actor
         return actor
@@ -223,6 +245,43 @@ class World:
 
     def kinds(self) -> list[str]:
         return [event.kind for _, event in self.events()]
+
+
+# Until registration takes ``endpoints`` (issue 10, the registry's part), a registered record is
+# given them in memory by this subclass; action reports read ``endpoints`` from the record.
+_ENDPOINTS_REGISTERED = "endpoints" in {f.name for f in dataclasses.fields(WorkloadRecord)}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Serving(WorkloadRecord):
+    endpoints: tuple[str, ...] = ()
+
+
+def give_endpoints(authority: Authority, spiffe_id: str, endpoints: Sequence[str]) -> None:
+    """Give a registered workload, in memory, the endpoints registration cannot yet record."""
+    record = authority.registry.workload(spiffe_id)
+    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(WorkloadRecord)}
+    authority.registry.put_workload(_Serving(**values, endpoints=tuple(endpoints)))
+
+
+def register_serving(
+    authority: Authority,
+    spiffe_id: str,
+    *,
+    kind: str,
+    jwk: dict[str, Any],
+    scopes: Sequence[str],
+    endpoints: Sequence[str] = (),
+) -> int:
+    """Register a workload with the URL prefixes it serves (the services that report actions)."""
+    if _ENDPOINTS_REGISTERED:
+        return authority.register_workload(  # type: ignore[call-arg, unused-ignore]
+            spiffe_id, kind=kind, jwk=jwk, scopes=scopes, endpoints=endpoints
+        )
+    index = authority.register_workload(spiffe_id, kind=kind, jwk=jwk, scopes=scopes)
+    if endpoints:
+        give_endpoints(authority, spiffe_id, endpoints)
+    return index
 
 
 def sqlite_file(store: LogStore) -> Path:

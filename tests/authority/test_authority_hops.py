@@ -24,7 +24,7 @@ from _authority_world import (
 import authchain.authority.keys as signing_module
 from authchain._encoding import sha256_b64url
 from authchain.audit.events import AuditEvent
-from authchain.audit.store import LogStore
+from authchain.audit.store import Claim, LogStore
 from authchain.authority import Authority
 from authchain.errors import (
     DPoPError,
@@ -281,10 +281,10 @@ class FailingStore:
         self.inner = inner
         self.failing = False
 
-    def append(self, event: AuditEvent) -> int:
+    def append(self, event: AuditEvent, *, once: Sequence[Claim] = ()) -> int:
         if self.failing:
             raise StorageError("audit log write failed: disk I/O error")
-        return self.inner.append(event)
+        return self.inner.append(event, once=once)
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
         if self.failing:

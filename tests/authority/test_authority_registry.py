@@ -301,7 +301,7 @@ class _FailingAppends:
     def __init__(self, store: Any) -> None:
         self._store = store
 
-    def append(self, event: Any) -> int:
+    def append(self, event: Any, *, once: Any = ()) -> int:
         raise StorageError("the log is unavailable")
 
     def __getattr__(self, name: str) -> Any:

@@ -20,6 +20,7 @@ def test_sdk_package_exports() -> None:
         "DeadReport",
         "Outbox",
         "OutboxSender",
+        "RefusalSummaries",
         "TaskToken",
         "TraceContext",
         "VerifiedCall",

@@ -5,9 +5,11 @@ by hand (so tests can break each part of a request on purpose)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,9 @@ import httpx
 from authchain.audit.store import LogStore, open_store
 from authchain.authority import Authority
 from authchain.identity.keys import SigningKey
+from authchain.identity.registry import WorkloadRecord
 from authchain.server import create_app
-from authchain.tokens.dpop import create_proof
+from authchain.tokens.dpop import content_digest, create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
 from authchain.tokens.nonce import NonceSource
 
@@ -131,8 +134,68 @@ class World:
         issued: str = response.json()["access_token"]
         return issued
 
+    def report(
+        self, body: dict[str, Any], *, by: str | SigningKey = TOOL, htu: str = EVENTS_URL, **kw: Any
+    ) -> httpx.Response:
+        """POST /events as a service: the body with its RFC 9530 Content-Digest, and the service's
+        proof covering it (``kw`` goes to the proof: a nonce, another digest, a fixed jti)."""
+        raw = json.dumps(body).encode()
+        digest = content_digest(raw)
+        proof = self.proof(by, htu=htu, **{"content_digest": digest, **kw})
+        headers = {"Content-Type": "application/json", "Content-Digest": digest, "DPoP": proof}
+        return self.client.post("/events", content=raw, headers=headers)
+
     def admin(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return self.client.post(path, json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+# Until registration takes ``endpoints`` (issue 10, the registry's part), a registered record is
+# given them in memory by this subclass; action reports read ``endpoints`` from the record.
+_ENDPOINTS_REGISTERED = "endpoints" in {f.name for f in dataclasses.fields(WorkloadRecord)}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Serving(WorkloadRecord):
+    endpoints: tuple[str, ...] = ()
+
+
+def give_endpoints(authority: Authority, spiffe_id: str, endpoints: Sequence[str]) -> None:
+    """Give a registered workload, in memory, the endpoints registration cannot yet record."""
+    record = authority.registry.workload(spiffe_id)
+    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(WorkloadRecord)}
+    authority.registry.put_workload(_Serving(**values, endpoints=tuple(endpoints)))
+
+
+def register_serving(
+    authority: Authority,
+    spiffe_id: str,
+    *,
+    kind: str,
+    jwk: dict[str, Any],
+    scopes: Sequence[str],
+    endpoints: Sequence[str] = (),
+) -> int:
+    """Register a workload with the URL prefixes it serves (the services that report actions)."""
+    if _ENDPOINTS_REGISTERED:
+        return authority.register_workload(  # type: ignore[call-arg, unused-ignore]
+            spiffe_id, kind=kind, jwk=jwk, scopes=scopes, endpoints=endpoints
+        )
+    index = authority.register_workload(spiffe_id, kind=kind, jwk=jwk, scopes=scopes)
+    if endpoints:
+        give_endpoints(authority, spiffe_id, endpoints)
+    return index
+
+
+def reopen(world: World, path: Path) -> World:
+    """Another authority on the same log file (``path``), with the same clients and clock: after
+    closing ``world`` it is the restarted server; beside a live ``world``, a second process."""
+    store = open_store(str(path))
+    authority = Authority(store, issuer=ISSUER, trust_domain=TRUST_DOMAIN, clock=world.clock)
+    if not _ENDPOINTS_REGISTERED:
+        give_endpoints(authority, TOOL, [TOOL_URL])
+    app = create_app(authority, admin_token=ADMIN_TOKEN, public_log=True)
+    client = TestClient(app, base_url=ISSUER, raise_server_exceptions=False)
+    return World(store, authority, client, world.idp, world.clock, world.keys)
 
 
 def make_world(
@@ -155,13 +218,20 @@ def make_world(
     authority.register_principal(
         ALICE, kind="user", scopes=["research:read", "crm:read", "crm:write"]
     )
-    for spiffe_id, kind, scopes in (
-        (PLANNER, "agent", ["research:read", "crm:read", "crm:write"]),
-        (CRM_AGENT, "agent", ["crm:read", "crm:write"]),
-        (RESEARCH, "agent", ["research:read"]),
-        (TOOL, "tool", ["crm:write"]),
+    for spiffe_id, kind, scopes, endpoints in (
+        (PLANNER, "agent", ["research:read", "crm:read", "crm:write"], []),
+        (CRM_AGENT, "agent", ["crm:read", "crm:write"], []),
+        (RESEARCH, "agent", ["research:read"], []),
+        (TOOL, "tool", ["crm:write"], [TOOL_URL]),
     ):
         key = SigningKey.generate()
         world.keys[spiffe_id] = key
-        authority.register_workload(spiffe_id, kind=kind, jwk=key.public.to_jwk(), scopes=scopes)
+        register_serving(
+            authority,
+            spiffe_id,
+            kind=kind,
+            jwk=key.public.to_jwk(),
+            scopes=scopes,
+            endpoints=endpoints,
+        )
     return world

@@ -3,6 +3,7 @@ routes: checkpoint, proofs, entries and the trace of an event."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from _http_world import (
 
 from authchain.audit import open_checkpoint, verify_consistency, verify_inclusion
 from authchain.identity.keys import SigningKey
-from authchain.tokens.dpop import create_proof
+from authchain.tokens.dpop import content_digest, create_proof
 from authchain.tokens.nonce import NonceSource
 
 ACCOUNT_URL = TOOL_URL + "/accounts/acme"
@@ -44,9 +45,7 @@ def presentation(world: World, who: str = CRM_AGENT) -> tuple[str, str]:
 def report(
     world: World, body: dict[str, Any], *, by: str | SigningKey = TOOL, **kw: Any
 ) -> httpx.Response:
-    return world.client.post(
-        "/events", json=body, headers={"DPoP": world.proof(by, htu=kw.get("htu", EVENTS_URL))}
-    )
+    return world.report(body, by=by, htu=kw.get("htu", EVENTS_URL))
 
 
 def action(token: str, proof: str, **extra: Any) -> dict[str, Any]:
@@ -115,7 +114,12 @@ def test_refused_presentation_of_a_token_with_another_key_is_evidence(world: Wor
 
 def test_report_without_the_services_proof_is_refused(world: World) -> None:
     token, proof = presentation(world)
-    response = world.client.post("/events", json=action(token, proof))
+    raw = json.dumps(action(token, proof)).encode()
+    response = world.client.post(
+        "/events",
+        content=raw,
+        headers={"Content-Type": "application/json", "Content-Digest": content_digest(raw)},
+    )
     assert response.status_code == 401
     assert 'error="invalid_dpop_proof"' in response.headers["www-authenticate"]
 
@@ -132,9 +136,8 @@ def test_reporters_proof_for_another_url_is_refused(world: World) -> None:
 
 def test_reporters_proof_replayed_is_refused(world: World) -> None:
     token, proof = presentation(world)
-    service_proof = world.proof(TOOL, htu=EVENTS_URL)
-    first = world.client.post("/events", json=action(token, proof), headers={"DPoP": service_proof})
-    again = world.client.post("/events", json=action(token, proof), headers={"DPoP": service_proof})
+    first = world.report(action(token, proof), jti="same-jti")
+    again = world.report(action(token, proof), jti="same-jti")
     assert first.status_code == 201
     assert again.status_code == 401 and again.json()["code"] == "replay"
 
@@ -152,16 +155,12 @@ def test_reporters_proof_must_carry_the_servers_nonce_when_nonces_are_required(
 ) -> None:
     world = make_world(tmp_path, nonce_source=NonceSource.generate())
     body = {"action": "crm.update", "resource": "crm://accounts/acme"}
-    challenged = world.client.post(
-        "/events", json=body, headers={"DPoP": world.proof(TOOL, htu=EVENTS_URL)}
-    )
+    challenged = world.report(body)
     assert challenged.status_code == 401
     assert challenged.json()["code"] == "use_dpop_nonce"
     assert 'error="use_dpop_nonce"' in challenged.headers["www-authenticate"]
     nonce = challenged.headers["DPoP-Nonce"]
-    accepted = world.client.post(
-        "/events", json=body, headers={"DPoP": world.proof(TOOL, htu=EVENTS_URL, nonce=nonce)}
-    )
+    accepted = world.report(body, nonce=nonce)
     assert accepted.status_code == 201, accepted.text
 
 

@@ -3,13 +3,15 @@ with Retry-After (the same request may succeed later), never a 500 and never a t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _http_world import CRM_AGENT, EVENTS_URL, PLANNER, TOOL, World, make_world
+from _http_world import CRM_AGENT, PLANNER, World, make_world
 
 from authchain.audit.events import AuditEvent
+from authchain.audit.store import Claim
 from authchain.errors import StorageError
 
 
@@ -20,10 +22,10 @@ class FailingAppends:
         self._store = store
         self.failing = False
 
-    def append(self, event: AuditEvent) -> int:
+    def append(self, event: AuditEvent, *, once: Sequence[Claim] = ()) -> int:
         if self.failing:
             raise StorageError("disk full")
-        index: int = self._store.append(event)
+        index: int = self._store.append(event, once=once)
         return index
 
     def __getattr__(self, name: str) -> Any:
@@ -57,11 +59,7 @@ def test_action_report_is_not_acknowledged_when_the_log_cannot_record(
 ) -> None:
     world, store = failing
     store.failing = True
-    response = world.client.post(
-        "/events",
-        json={"action": "crm.update", "resource": "crm://accounts/acme"},
-        headers={"DPoP": world.proof(TOOL, htu=EVENTS_URL)},
-    )
+    response = world.report({"action": "crm.update", "resource": "crm://accounts/acme"})
     assert response.status_code == 503
     assert response.json()["code"] == "storage_error"
     assert response.headers["retry-after"] == "1"

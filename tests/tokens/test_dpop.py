@@ -614,6 +614,7 @@ def test_public_surface_of_the_dpop_module_is_pinned() -> None:
         "DPOP_TYP",
         "DPoPProof",
         "MAX_PROOF_BYTES",
+        "content_digest",
         "create_proof",
         "verify_proof",
     ]

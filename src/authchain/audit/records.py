@@ -329,7 +329,12 @@ class _Action(Record):
 
     ``unattributed`` means the authority could not verify a task token for the action; ``error`` and
     ``reason`` are then the authority's own verification result. What the service said about the
-    action (its refusal code, the presenter it names, its own attributes) is in ``reported``.
+    action (its refusal code, the presenter it names, the scope it says the call required, the
+    number of refusals a summary stands for, its own attributes) is in ``reported``.
+
+    ``replay_of`` is the entry that first recorded a presentation reported again (``error`` is then
+    ``replay``); ``rate_limited`` is how many of the reporter's unverified reports the authority
+    refused for exceeding its budget (HTTP 429) since the previous one it recorded.
     """
 
     action: str
@@ -353,6 +358,8 @@ class _Action(Record):
     unattributed: bool | None = None
     error: str | None = None
     reason: str | None = None
+    replay_of: int | None = None
+    rate_limited: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

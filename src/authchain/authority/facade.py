@@ -102,7 +102,9 @@ class Authority:
             clock=self.now,
             signing_key=signing_key,
         )
-        self._auth = Authenticator(lambda: self.registry, nonce_source=nonce_source)
+        self._auth = Authenticator(
+            lambda: self.registry, recorder=self.recorder, nonce_source=nonce_source
+        )
         self._issuance = Issuance(
             recorder=self.recorder,
             signer=self._signer,
@@ -164,16 +166,26 @@ class Authority:
     # Requests from workloads.
 
     def authenticate(
-        self, dpop_proof: str | None, *, htu: str, htm: str = "POST"
+        self,
+        dpop_proof: str | None,
+        *,
+        htu: str,
+        htm: str = "POST",
+        content_digest: str | None = None,
     ) -> tuple[DPoPProof, WorkloadRecord]:
-        """The registered workload whose key signed ``dpop_proof`` for this request.
+        """The registered workload whose key signed ``dpop_proof`` for this request; with
+        ``content_digest`` (the request's verified RFC 9530 ``Content-Digest``) the proof must
+        cover it. The proof's ``jti`` is spent by the request's next record (durably).
 
         Raises:
-            DPoPError: about ``Input.DPOP_PROOF`` (missing, malformed, for another request, replayed;
+            DPoPError: about ``Input.DPOP_PROOF`` (missing, malformed, for another request or body;
                 ``DPoPNonceError`` without the current nonce) or ``Input.ACTOR`` (key unregistered).
-            ReplayCacheFullError: the replay cache is full; retry later.
+            ReplayError: the proof was used before (about ``Input.DPOP_PROOF``).
+            StorageError: the single-use ledger could not be read; retry later.
         """
-        return self._auth.authenticate(dpop_proof, htm=htm, htu=htu, now=self.now())
+        return self._auth.authenticate(
+            dpop_proof, htm=htm, htu=htu, now=self.now(), content_digest=content_digest
+        )
 
     def start_task(
         self,
@@ -250,7 +262,10 @@ class Authority:
         :meth:`authchain.authority.actions.ActionReports.record_action` for the members.
 
         Raises:
-            MalformedError: the report is out of bounds (``performed_at``, too many attributes).
+            MalformedError: the report is out of bounds (``performed_at``, ``count``, attributes).
+            ReplayError: ``report_id`` was recorded before for the same report; ``first_index``.
+            DuplicateEventError: ``report_id`` was used before for another report.
+            RateLimitedError: the reporter's budget of unverified reports is spent; retry later.
             StorageError: nothing was recorded; retry later.
         """
         return self._actions.record_action(**report)

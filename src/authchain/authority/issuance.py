@@ -23,9 +23,10 @@ import orjson
 from authchain._encoding import json_loads_strict, sha256_b64url
 from authchain._ids import uuid7
 from authchain.audit.records import HopDenied, HopGranted, TaskDenied, TaskStarted
+from authchain.audit.store import Claim
 from authchain.authority._untrusted import kept, loggable, recordable
 from authchain.authority.keys import Signer
-from authchain.authority.recorder import Recorder, refusal_fields
+from authchain.authority.recorder import ID_TOKEN, Recorder, refusal_fields
 from authchain.authority.requester import Authenticator
 from authchain.authority.revocation import Revocations
 from authchain.errors import (
@@ -243,6 +244,12 @@ class Issuance:
                 audience=self.issuer,
                 now=now,
                 max_age=self.id_token_max_age,
+            )
+            # One task per ID token: the task.started record spends it (a refusal does not), and
+            # it stays spent while verify_id_token would accept it (its exp plus 60 s of skew).
+            self._recorder.expect(
+                Claim(ID_TOKEN, assertion.token_hash, assertion.expires_at + 60),
+                spent_by=TaskStarted,
             )
         except AuthchainError as exc:
             raise refuse(exc.about(Input.SUBJECT_TOKEN)) from None

@@ -3,7 +3,8 @@
 - Agents: :class:`AgentAuth` (an ``httpx`` auth that presents the held task token with a fresh DPoP
   proof, starts tasks and delegates) over :class:`AuthorityClient` / :class:`AsyncAuthorityClient`.
 - Tools: :class:`AuthchainMiddleware` (ASGI: offline verification, scope enforcement with
-  :func:`requires_scope`, action reports through a durable :class:`Outbox`).
+  :func:`requires_scope`, action reports through a durable :class:`Outbox`, refusals summarised by
+  :class:`RefusalSummaries`).
 - Tracing: W3C ``traceparent`` propagation and, with OpenTelemetry installed, ``invoke_agent`` /
   ``execute_tool`` spans.
 """
@@ -24,6 +25,7 @@ from authchain.sdk.middleware import (
     requires_scope,
 )
 from authchain.sdk.outbox import DeadReport, Outbox, OutboxSender
+from authchain.sdk.refusals import RefusalSummaries
 from authchain.sdk.tracing import TraceContext, current_trace, execute_tool, invoke_agent, use_trace
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "DeadReport",
     "Outbox",
     "OutboxSender",
+    "RefusalSummaries",
     "TaskToken",
     "TraceContext",
     "VerifiedCall",

@@ -24,7 +24,7 @@ from authchain._encoding import b64url_decode, json_loads_strict
 from authchain.errors import MalformedError, RemoteError, RemoteUnavailableError
 from authchain.identity.keys import JWKS, SigningKey
 from authchain.sdk.tracing import outgoing_traceparent
-from authchain.tokens.dpop import create_proof
+from authchain.tokens.dpop import content_digest, create_proof
 from authchain.tokens.hop import TOKEN_EXCHANGE_GRANT_TYPE
 from authchain.tokens.id_token import ID_TOKEN_TYPE
 from authchain.tokens.task_token import TXN_TOKEN_TYPE_URN
@@ -167,8 +167,15 @@ class _Protocol:
         self.metadata: AuthorityMetadata | None = None
         self._lock = threading.Lock()
 
-    def proof(self, method: str, url: str) -> str:
-        return create_proof(self.key, htm=method, htu=url, now=int(self.clock()), nonce=self.nonce)
+    def proof(self, method: str, url: str, body_digest: str | None = None) -> str:
+        return create_proof(
+            self.key,
+            htm=method,
+            htu=url,
+            now=int(self.clock()),
+            nonce=self.nonce,
+            content_digest=body_digest,
+        )
 
     def start_form(
         self,
@@ -209,6 +216,18 @@ class _Protocol:
     def headers(self, method: str, url: str) -> dict[str, str]:
         return {
             "DPoP": self.proof(method, url),
+            "traceparent": outgoing_traceparent(),
+            "Accept": "application/json",
+        }
+
+    def json_headers(self, url: str, content: bytes) -> dict[str, str]:
+        """A JSON POST whose DPoP proof covers the body: RFC 9530 ``Content-Digest`` and the same
+        value in the proof's ``content_digest`` claim (``/events`` requires both)."""
+        digest = content_digest(content)
+        return {
+            "DPoP": self.proof("POST", url, digest),
+            "Content-Digest": digest,
+            "Content-Type": "application/json",
             "traceparent": outgoing_traceparent(),
             "Accept": "application/json",
         }
@@ -368,8 +387,12 @@ class AuthorityClient:
         return TaskToken.from_response(raise_for_answer(response))
 
     def report(self, report: Mapping[str, Any]) -> int:
-        """Send one action report to ``/events``, signed by this (the reporting service's) key.
-        Returns the log index of the recorded event."""
+        """Send one action report to ``/events``, signed by this (the reporting service's) key,
+        the proof covering the body (``Content-Digest``). Returns the log index of the recorded
+        event (the first one's, when the authority already recorded this report id).
+
+        Raises :class:`RemoteUnavailableError` for 5xx and 429 (retry later) and
+        :class:`RemoteError` otherwise (409: the report id was used for another report)."""
         response = self._post_json(self.metadata().events_endpoint, report)
         body = raise_for_answer(response)
         index = body.get("log_index")
@@ -380,8 +403,7 @@ class AuthorityClient:
     def _post_json(self, url: str, body: Mapping[str, Any]) -> httpx.Response:
         content = orjson.dumps(dict(body))
         for _ in range(2):
-            headers = self._p.headers("POST", url)
-            headers["Content-Type"] = "application/json"
+            headers = self._p.json_headers(url, content)
             try:
                 response = self.http.post(url, headers=headers, content=content)
             except httpx.HTTPError as exc:

@@ -17,7 +17,9 @@ Per request (RFC 9449 section 7.1):
    re-verify them, and the outcome) is committed to the outbox; a background sender delivers it.
 
 A presented token that fails verification is refused with 401 and the refusal is reported too
-(a replayed token is evidence). A request with no token at all is refused and not reported.
+(a replayed token is evidence), summarised per presenting key or source so that a flood of junk
+becomes a few reports with counts (:mod:`authchain.sdk.refusals`). A request with no token at all
+is refused and not reported. A call refused for scope reports the scope the route required.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ from authchain.errors import (
     CapacityError,
     ConfigurationError,
     Input,
+    KeyBindingError,
     RemoteError,
     UntrustedIssuerError,
 )
 from authchain.sdk.client import AuthorityClient
 from authchain.sdk.outbox import Outbox, OutboxSender
+from authchain.sdk.refusals import RefusalSummaries
 from authchain.sdk.tracing import (
     TraceContext,
     attribution_attributes,
@@ -73,6 +77,7 @@ STATE_CALL: Final = "authchain"
 _STATE_ACTION: Final = "authchain.action"
 _STATE_RESOURCE: Final = "authchain.resource"
 _STATE_REFUSAL: Final = "authchain.refusal"
+_STATE_REQUIRED: Final = "authchain.required_scope"
 _STATE_ATTRS: Final = "authchain.attrs"
 
 # RFC 9449 section 5.1 / 7.1: the algorithms a proof may use, for WWW-Authenticate challenges.
@@ -185,6 +190,8 @@ class AuthchainMiddleware:
     an :class:`Outbox` or the path of its SQLite file. ``name`` names the tool or agent in spans
     (default: the last segment of the SPIFFE ID); ``kind`` is ``tool`` (``execute_tool`` spans) or
     ``agent`` (``invoke_agent`` spans), by default the first path segment of the SPIFFE ID.
+    ``refusals`` summarises refused presentations (default: 20 full reports per 10 s window, the
+    rest counted per presenting key or source).
     """
 
     def __init__(
@@ -203,6 +210,7 @@ class AuthchainMiddleware:
         jwks_refresh_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
         start_sender: bool = True,
+        refusals: RefusalSummaries | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query:
@@ -218,6 +226,7 @@ class AuthchainMiddleware:
         self.public_paths = frozenset(public_paths)
         self.replay_cache = replay_cache or ReplayCache()
         self.clock = clock
+        self.refusals = refusals or RefusalSummaries()
         self._trust = _Trust(authority, trust_domain, jwks_refresh_interval, clock)
         self.sender = OutboxSender(self.outbox, authority.report)
         if start_sender:
@@ -228,6 +237,8 @@ class AuthchainMiddleware:
     def close(self, flush_timeout: float = 5.0) -> None:
         """Try to deliver what is pending (bounded), then stop the sender. Undelivered reports stay
         in the outbox file and go out at the next start."""
+        for summary in self.refusals.flush():
+            self.outbox.put(summary)
         self.outbox.wait_empty(flush_timeout)
         self.sender.stop()
 
@@ -311,6 +322,10 @@ class AuthchainMiddleware:
             )
             return
         proof = proofs[0] if len(proofs) == 1 else ",".join(proofs)  # RFC 9449 4.3 (1)
+        # The time of the presentation: the authority verifies the token and proof as of it.
+        presented_at = int(self.clock())
+        for summary in self.refusals.due(presented_at):  # a window of refusals closed
+            await anyio.to_thread.run_sync(self.outbox.put, summary)
         try:
             presentation = await self._verify(token, proof, method, htu)
         except RemoteError as exc:
@@ -376,11 +391,13 @@ class AuthchainMiddleware:
                 "resource": state.get(_STATE_RESOURCE) or htu,
                 "outcome": outcome,
                 "presenter": call.actor,
-                "performed_at": int(self.clock()),
+                "performed_at": presented_at,
                 "attrs": {"status": status, **state.get(_STATE_ATTRS, {})},
             }
             if refusal:
                 body["refusal"] = refusal
+            if state.get(_STATE_REQUIRED):
+                body["required_scope"] = state[_STATE_REQUIRED]
             if context is not None:
                 body["traceparent"] = context.traceparent()
             # Durable before the client sees the response.
@@ -422,22 +439,29 @@ class AuthchainMiddleware:
         # unusable) is answered as the token's fault, which asks the client for a new token.
         error = "invalid_dpop_proof" if exc.input is Input.PRESENTED_PROOF else "invalid_token"
         context = TraceContext.parse(traceparent)
-        report: dict[str, Any] = {
-            "token": token,
-            "proof": proof,
+        now = self.clock()
+        sample: dict[str, Any] = {
             "htm": method,
             "htu": htu,
             "action": f"{method} {_route_path(scope)}",
             "resource": htu,
             "outcome": "refused",
             "refusal": exc.code,
-            "performed_at": int(self.clock()),
+            "performed_at": int(now),
             "attrs": {"status": 401},
         }
         if context is not None:
-            report["traceparent"] = context.child().traceparent()
+            sample["traceparent"] = context.child().traceparent()
+        # Who presented: the key a verified proof names, else the source (an unproven key is free).
+        jkt = exc.presenter_jkt if isinstance(exc, KeyBindingError) else None
+        client = scope.get("client")
+        who = f"jkt:{jkt}" if jkt else f"source:{client[0] if client else 'unknown'}"
+        reports = self.refusals.due(now)
+        if self.refusals.admit(who, exc.code, now, sample):
+            reports.append({**sample, "token": token, "proof": proof})
         try:
-            await anyio.to_thread.run_sync(self.outbox.put, report)
+            for report in reports:
+                await anyio.to_thread.run_sync(self.outbox.put, report)
         except AuthchainError as storage:  # the refusal stands; the evidence is logged locally
             _log.error("could not queue the refusal report: %s", storage)
         # RFC 9449 section 7.1 / RFC 6750 section 3: the error in the challenge.
@@ -515,6 +539,8 @@ def requires_scope(*scopes: str, action: str | None = None) -> Callable[[F], F]:
             missing = [s for s in required if s not in call.scope]
             if missing:
                 state[_STATE_REFUSAL] = "scope_escalation"
+                # The route's scope, for the report: the token's own scope the authority knows.
+                state[_STATE_REQUIRED] = " ".join(required)
                 return _plain_response(
                     403,
                     "insufficient_scope",

@@ -3,12 +3,10 @@ answers, threads."""
 
 from __future__ import annotations
 
-import collections
 import functools
 import hmac
-import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import orjson
@@ -29,32 +27,16 @@ __all__ = [
     "require_admin",
 ]
 
-_REPORT_DEDUP_SIZE: Final = 65_536
-
 
 class State:
-    """What the routes share: the authority, the admin credential, and which action reports were
-    already recorded."""
+    """What the routes share: the authority and the admin credential. (Which action reports were
+    recorded is the audit log's single-use ledger's to say, durably, not the server's memory.)"""
 
     def __init__(self, authority: Authority, admin_token: str | None, public_log: bool) -> None:
         self.authority = authority
         self.admin_token = admin_token.encode() if admin_token else None
         self.public_log = public_log
-        # A service's outbox may deliver a report twice (the answer to the first attempt was lost).
-        # The report id makes the retry idempotent: the first log index is returned again.
-        self._reports: collections.OrderedDict[tuple[str, str], int] = collections.OrderedDict()
-        self._reports_lock = threading.Lock()
         self.problem_base = f"{authority.issuer}/problems/"
-
-    def seen_report(self, key: tuple[str, str]) -> int | None:
-        with self._reports_lock:
-            return self._reports.get(key)
-
-    def remember_report(self, key: tuple[str, str], index: int) -> None:
-        with self._reports_lock:
-            self._reports[key] = index
-            while len(self._reports) > _REPORT_DEDUP_SIZE:
-                self._reports.popitem(last=False)
 
 
 async def in_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

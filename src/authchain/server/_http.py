@@ -6,6 +6,10 @@ Everything here reads untrusted input and either returns a value or raises :clas
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
@@ -19,6 +23,7 @@ from authchain.errors import HttpError, MalformedError
 __all__ = [
     "BODY_TIMEOUT",
     "FORM_MEDIA_TYPE",
+    "content_digest",
     "read_body",
     "parse_form",
     "parse_json_object",
@@ -40,6 +45,8 @@ BODY_TIMEOUT: float = 10.0
 _MAX_FORM_FIELDS: Final = 32
 # Scopes of a principal or a workload: a registration names a handful.
 _MAX_LIST_ENTRIES: Final = 64
+# RFC 9530 section 2: Content-Digest is a Dictionary; a request names a few algorithms at most.
+_MAX_DIGEST_HEADER: Final = 512
 
 
 def media_type(request: Request) -> str:
@@ -74,6 +81,50 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
             {"Connection": "close"},
         )
     return b"".join(chunks)
+
+
+def content_digest(request: Request, body: bytes) -> str:
+    """The request's RFC 9530 ``Content-Digest`` field value, checked against ``body``.
+
+    RFC 9530 section 2: the field is an RFC 8941 Dictionary of algorithm to Byte Sequence
+    (``sha-256=:<base64>:``). Exactly one field line is accepted; its ``sha-256`` member is
+    required and must be the SHA-256 of the body (other algorithms beside it are ignored, section
+    2). Returns the field value as sent, which the DPoP proof must carry to cover the body.
+    """
+    values = request.headers.getlist("content-digest")
+    if not values:
+        raise HttpError(
+            400,
+            "content_digest_required",
+            "a Content-Digest header (RFC 9530, sha-256) is required, and the DPoP proof must "
+            "carry the same value in its content_digest claim",
+        )
+    if len(values) > 1 or len(values[0]) > _MAX_DIGEST_HEADER or not values[0].isascii():
+        raise HttpError(400, "invalid_content_digest", "Content-Digest must be one short field")
+    header = values[0]
+    digest: bytes | None = None
+    for member in header.split(","):
+        name, _, rest = member.strip().partition("=")
+        value = rest.split(";", 1)[0].strip()
+        if name != "sha-256":
+            continue
+        if digest is not None or len(value) < 2 or value[0] != ":" or value[-1] != ":":
+            raise HttpError(
+                400, "invalid_content_digest", "Content-Digest sha-256 must be one :base64:"
+            )
+        try:
+            digest = base64.b64decode(value[1:-1], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise HttpError(
+                400, "invalid_content_digest", "Content-Digest sha-256 is not base64"
+            ) from exc
+    if digest is None:
+        raise HttpError(400, "invalid_content_digest", "Content-Digest has no sha-256 member")
+    if not hmac.compare_digest(digest, hashlib.sha256(body).digest()):
+        raise HttpError(
+            400, "content_digest_mismatch", "Content-Digest is not the SHA-256 of the request body"
+        )
+    return header
 
 
 def parse_form(body: bytes) -> dict[str, str]:

@@ -18,6 +18,8 @@ must be an integer; ``jti``, ``htm``, ``ath`` and ``nonce`` have length limits, 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from authchain.errors import (
     ClaimError,
     ConfigurationError,
     DPoPAccessTokenHashError,
+    DPoPError,
     DPoPMethodError,
     DPoPNonceError,
     DPoPURLError,
@@ -48,6 +51,7 @@ __all__ = [
     "DPOP_TYP",
     "MAX_PROOF_BYTES",
     "DPoPProof",
+    "content_digest",
     "create_proof",
     "verify_proof",
 ]
@@ -63,6 +67,9 @@ MAX_JTI_LENGTH: Final = 256
 _MAX_HTM_LENGTH: Final = 32
 _MAX_ATH_LENGTH: Final = 128
 _MAX_NONCE_LENGTH: Final = 512
+# An RFC 9530 ``Content-Digest`` field value carrying one SHA-256 digest is 53 characters; a little
+# room is left for a server that lists another algorithm beside it.
+_MAX_CONTENT_DIGEST_LENGTH: Final = 256
 
 # RFC 9449 section 4.2: ``jti`` should carry at least 96 bits of randomness; proofs made here carry 128.
 _JTI_BYTES: Final = 16
@@ -86,6 +93,21 @@ class DPoPProof:
     iat: int
     ath: str | None
     nonce: str | None
+    content_digest: str | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# The request body a proof covers.
+
+
+def content_digest(body: bytes) -> str:
+    """The RFC 9530 ``Content-Digest`` field value of ``body`` with SHA-256: ``sha-256=:<b64>:``.
+
+    RFC 9530 section 2: a Dictionary (RFC 8941) whose member ``sha-256`` is a Byte Sequence, which
+    is base64 with padding between colons. A proof that carries this value in its ``content_digest``
+    claim covers the body the header describes (docs/dpop.md, "Reports cover their body").
+    """
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -101,13 +123,16 @@ def create_proof(
     access_token: str | None = None,
     nonce: str | None = None,
     jti: str | None = None,
+    content_digest: str | None = None,
 ) -> str:
     """A DPoP proof for one request (RFC 9449 section 4.2).
 
     The header carries only ``typ``, ``alg`` and the RFC 7638 members of the public key, so every proof
     a key makes has the same header bytes (verifiers cache by them). ``htu`` is sent normalised, which
     drops its query and fragment as section 4.2 requires. ``ath`` (section 4.2, 9) is added when the
-    proof accompanies a token; ``jti`` defaults to 128 random bits.
+    proof accompanies a token; ``jti`` defaults to 128 random bits. ``content_digest`` is the
+    request's RFC 9530 ``Content-Digest`` header value (:func:`content_digest`), which makes the
+    proof cover the body (an Authchain claim beside RFC 9449's; ``/events`` requires it).
     """
     if not isinstance(htm, str) or not htm or len(htm) > _MAX_HTM_LENGTH:
         raise DPoPMethodError("htm must be an HTTP method name")
@@ -122,6 +147,8 @@ def create_proof(
         claims["ath"] = sha256_b64url(access_token)
     if nonce is not None:
         claims["nonce"] = nonce
+    if content_digest is not None:
+        claims["content_digest"] = content_digest
     return sign_compact(header, claims, key)
 
 
@@ -173,6 +200,7 @@ def verify_proof(
     nonce_source: NonceSource | None = None,
     iat_window: int = 60,
     iat_skew: int = 5,
+    content_digest: str | None = None,
 ) -> DPoPProof:
     """Verify one DPoP proof against the request it came with, or raise.
 
@@ -182,7 +210,9 @@ def verify_proof(
     be that key. A server that requires a nonce passes either the exact ``nonce`` it handed out or a
     ``nonce_source``. A proof is accepted from ``iat_window`` seconds after its ``iat`` back to
     ``iat_skew`` seconds before it; its ``jti`` is remembered by ``replay_cache`` (``None`` only where
-    replay is prevented otherwise) until the window closes.
+    replay is prevented otherwise) until the window closes. With ``content_digest`` (the request's
+    ``Content-Digest`` header value, checked against the body by the caller) the proof must carry
+    the same value in its ``content_digest`` claim, so the signature covers the body.
 
     Raises: :class:`MalformedError`/:class:`SizeLimitError` (not a well-formed proof),
     :class:`ClaimError` (a claim missing or of the wrong form), :class:`TokenTypeError`,
@@ -190,7 +220,8 @@ def verify_proof(
     :class:`SignatureError`, :class:`DPoPMethodError`, :class:`DPoPURLError`,
     :class:`DPoPNonceError` (carrying the nonce to send back), :class:`ExpiredError` /
     :class:`IssuedInFutureError` (``iat`` outside the window), :class:`DPoPAccessTokenHashError`,
-    :class:`KeyBindingError`, :class:`ReplayError`. Every one of them concerns the proof, so the HTTP
+    :class:`KeyBindingError`, :class:`ReplayError`, :class:`DPoPError` (the ``content_digest``
+    claim is missing or is not the request's). Every one of them concerns the proof, so the HTTP
     layer answers ``invalid_dpop_proof`` (``use_dpop_nonce`` for the nonce error), RFC 9449 section 7.1.
     The caller knows which proof this is (the requester's, or one a resource server reports) and
     names it on the error with :meth:`~authchain.errors.AuthchainError.about`.
@@ -230,6 +261,9 @@ def verify_proof(
         raise ClaimError("DPoP proof claim 'iat' is missing or not an integer")
     ath = _optional_ascii(unverified_claims, "ath", _MAX_ATH_LENGTH)
     claimed_nonce = _optional_ascii(unverified_claims, "nonce", _MAX_NONCE_LENGTH)
+    claimed_digest = _optional_ascii(
+        unverified_claims, "content_digest", _MAX_CONTENT_DIGEST_LENGTH
+    )
 
     # RFC 9449 4.3 (4): explicit typing, RFC 8725 section 3.11.
     if header.get("typ") != DPOP_TYP:
@@ -285,6 +319,15 @@ def verify_proof(
             raise DPoPAccessTokenHashError("DPoP proof carries no 'ath' for the presented token")
         if not access_token.isascii() or not hmac.compare_digest(ath, sha256_b64url(access_token)):
             raise DPoPAccessTokenHashError("DPoP proof 'ath' is not the presented token's hash")
+    # Authchain: the body, when the request's Content-Digest must be covered (RFC 9530 section 2
+    # defines the header; the claim binds it to this signature, as ``ath`` binds the token).
+    if content_digest is not None:
+        if claimed_digest is None:
+            raise DPoPError("DPoP proof carries no 'content_digest' for the request body")
+        if not hmac.compare_digest(
+            claimed_digest.encode("ascii"), content_digest.encode("utf-8", "surrogatepass")
+        ):
+            raise DPoPError("DPoP proof 'content_digest' is not the request's Content-Digest")
     thumbprint = key.thumbprint
     if expected_jkt is not None and thumbprint != expected_jkt:
         raise KeyBindingError(
@@ -305,4 +348,5 @@ def verify_proof(
         iat=iat,
         ath=ath,
         nonce=claimed_nonce,
+        content_digest=claimed_digest,
     )

@@ -22,7 +22,7 @@ from authchain.audit.note import NoteVerifier
 from authchain.audit.verify import VerifiedLog
 from authchain.errors import ConfigurationError
 
-__all__ = ["LogEntry", "LogStore", "open_store"]
+__all__ = ["Claim", "LogEntry", "LogStore", "open_store"]
 
 
 class LogEntry(NamedTuple):
@@ -42,6 +42,25 @@ class LogEntry(NamedTuple):
         return AuditEvent.from_leaf(self.leaf)
 
 
+class Claim(NamedTuple):
+    """A single-use value claimed by the event it is appended with (docs/audit-log.md).
+
+    ``scope`` names the kind of value (``dpop``, ``presentation``, ``report``, ``id_token``) and
+    ``key`` the value within it; a pair can be claimed once. The claim is written in the same
+    transaction as its event, so the event exists exactly when the value is spent: a claim that
+    conflicts with an earlier one (of this process, another process sharing the store, or before a
+    restart) fails that append alone with :class:`~authchain.errors.ReplayError`. ``value`` is kept
+    with the claim and handed back with that error (a report's digest); ``expires_at`` (Unix time)
+    is when the value could no longer be accepted, after which :meth:`LogStore.prune_claims` may
+    forget it.
+    """
+
+    scope: str
+    key: str
+    expires_at: int
+    value: str | None = None
+
+
 class LogStore(Protocol):
     """The audit log's storage: sequenced durable appends, lookups, proofs and checkpoints."""
 
@@ -52,8 +71,14 @@ class LogStore(Protocol):
 
     # -- appending ------------------------------------------------------------------------------
 
-    def append(self, event: AuditEvent) -> int:
-        """Append one event; return its index once it is durable (thread-safe, group-committed)."""
+    def append(self, event: AuditEvent, *, once: Sequence[Claim] = ()) -> int:
+        """Append one event; return its index once it is durable (thread-safe, group-committed).
+
+        ``once`` are single-use values this event spends, written in the same transaction. If one
+        was claimed before, nothing of this append is written and :class:`ReplayError` is raised,
+        carrying the claim's ``scope`` and the first claim's ``first_index`` and ``first_value``;
+        the other appends of the group commit proceed.
+        """
         ...
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
@@ -143,6 +168,17 @@ class LogStore(Protocol):
     ) -> VerifiedLog:
         """Recompute the whole log against its checkpoints (see :func:`verify_log`); with
         ``workers`` > 1 the per-entry event checks run in that many processes."""
+        ...
+
+    # -- single use -----------------------------------------------------------------------------
+
+    def claimed(self, scope: str, key: str) -> tuple[int, str | None] | None:
+        """The log index and value of the claim of ``key`` in ``scope``, or None if unclaimed (or
+        pruned)."""
+        ...
+
+    def prune_claims(self, before: int) -> int:
+        """Forget claims that expired before ``before`` (Unix time); returns how many."""
         ...
 
     # -- the authority's own state --------------------------------------------------------------

@@ -10,6 +10,13 @@ new size. Only when that transaction has committed (durably: the stores sync on 
 waiters get their indexes. If it fails, every waiter in the batch gets a :class:`StorageError` and
 nothing of the batch is visible.
 
+Single use. An append may carry :class:`~authchain.audit.store.Claim` values it spends. Inside the
+same write transaction the writer looks the batch's claims up; a request whose claim is already
+held (or taken by an earlier request of the same batch) is refused with :class:`ReplayError` and
+left out, and the rest of the batch is written together with its claims. A claim costs no extra
+sync, and two processes sharing a store cannot both spend one value: the write lock serialises
+them, and the claim's primary key is the backstop.
+
 Sequencing. The in-memory right edge of the tree (:class:`CompactRange`) is trusted only if the
 durable size read inside the write transaction matches it; otherwise (another process appended)
 it is reloaded from the stored nodes first, so two writers can never fork the tree.
@@ -20,7 +27,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Self
@@ -41,7 +48,7 @@ from authchain.audit.merkle import (
     NodeReader,
 )
 from authchain.audit.note import NoteSigner, NoteVerifier
-from authchain.audit.store import LogEntry
+from authchain.audit.store import Claim, LogEntry
 from authchain.audit.verify import VerifiedLog, verify_log
 from authchain.errors import (
     AuthchainError,
@@ -50,6 +57,7 @@ from authchain.errors import (
     LogIntegrityError,
     NotFoundError,
     ProofError,
+    ReplayError,
     StorageError,
 )
 
@@ -76,11 +84,16 @@ class PreparedEntry:
         return cls(event.id, event.txn, event.token, leaf, merkle.leaf_hash(leaf))
 
 
-class _Request:
-    __slots__ = ("entries", "indexes", "error", "done")
+#: A claim as stored: ``(scope, key, index of the event that claimed it, value, expires_at)``.
+ClaimRow = tuple[str, str, int, str | None, int]
 
-    def __init__(self, entries: list[PreparedEntry]) -> None:
+
+class _Request:
+    __slots__ = ("entries", "claims", "indexes", "error", "done")
+
+    def __init__(self, entries: list[PreparedEntry], claims: Sequence[Claim] = ()) -> None:
         self.entries = entries
+        self.claims = claims
         self.indexes: list[int] = []
         self.error: AuthchainError | None = None
         self.done = False
@@ -132,6 +145,23 @@ class BaseStore(ABC):
     ) -> None:
         """Insert the batch's entries from index ``first``, its nodes and its checkpoint. Raise
         :class:`DuplicateEventError` if an event id is already stored."""
+
+    @abstractmethod
+    def _claims_held(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, str | None]]:
+        """Inside the write transaction: which of ``keys`` (scope, key) are claimed, with the index
+        and value of each claim."""
+
+    @abstractmethod
+    def _insert_claims(self, rows: Sequence[ClaimRow]) -> None:
+        """Inside the write transaction: store the batch's claims."""
+
+    @abstractmethod
+    def claimed(self, scope: str, key: str) -> tuple[int, str | None] | None: ...
+
+    @abstractmethod
+    def prune_claims(self, before: int) -> int: ...
 
     @abstractmethod
     def _commit(self) -> None: ...
@@ -188,8 +218,8 @@ class BaseStore(ABC):
     # ----------------------------------------------------------------------------------------------
     # Appending.
 
-    def append(self, event: AuditEvent) -> int:
-        return self.append_many([event])[0]
+    def append(self, event: AuditEvent, *, once: Sequence[Claim] = ()) -> int:
+        return self._append_prepared([PreparedEntry.of(event)], once)[0]
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[int]:
         if not events:
@@ -197,10 +227,12 @@ class BaseStore(ABC):
         # Canonical bytes and leaf hashes are computed by the calling thread, outside the lock.
         return self._append_prepared([PreparedEntry.of(event) for event in events])
 
-    def _append_prepared(self, entries: list[PreparedEntry]) -> list[int]:
+    def _append_prepared(
+        self, entries: list[PreparedEntry], claims: Sequence[Claim] = ()
+    ) -> list[int]:
         """Append entries whose leaf bytes are canonical events (the bench's bulk loader uses this
-        directly); group-committed like every append."""
-        request = _Request(entries)
+        directly), spending ``claims``; group-committed like every append."""
+        request = _Request(entries, claims)
         with self._cond:
             if self._closed:
                 raise StorageError("the audit store is closed")
@@ -300,34 +332,45 @@ class BaseStore(ABC):
     def _write_once(self, batch: list[_Request]) -> None:
         signer = self._signer
         assert signer is not None
-        entries = [e for request in batch for e in request.entries]
         size, reader = self._begin_write()
         try:
+            wanted = sorted({(c.scope, c.key) for request in batch for c in request.claims})
+            held = self._claims_held(wanted) if wanted else {}
+            accepted, replays, rows = _spend(batch, size, held)
+            entries = [e for request in accepted for e in request.entries]
             compact = self._compact
-            if compact is None or compact.size != size:
-                # First write, or another process appended since: reload the tree's right edge.
-                try:
-                    compact = CompactRange.from_reader(reader, size)
-                except NotFoundError as exc:
-                    raise LogIntegrityError(
-                        f"the stored tree is incomplete at size {size}; run `authchain audit verify`"
-                    ) from exc
-            compact = compact.copy()
-            nodes = compact.extend([e.leaf_hash for e in entries])
-            checkpoint = sign_checkpoint(
-                Checkpoint(self._origin, compact.size, compact.root()), signer
-            )
-            self._insert(size, entries, nodes, checkpoint)
+            if entries:
+                if compact is None or compact.size != size:
+                    # First write, or another process appended since: reload the tree's right edge.
+                    try:
+                        compact = CompactRange.from_reader(reader, size)
+                    except NotFoundError as exc:
+                        raise LogIntegrityError(
+                            f"the stored tree is incomplete at size {size}; "
+                            "run `authchain audit verify`"
+                        ) from exc
+                compact = compact.copy()
+                nodes = compact.extend([e.leaf_hash for e in entries])
+                checkpoint = sign_checkpoint(
+                    Checkpoint(self._origin, compact.size, compact.root()), signer
+                )
+                self._insert(size, entries, nodes, checkpoint)
+                if rows:
+                    self._insert_claims(rows)
             self._commit()
         except BaseException:
             self._rollback()
             raise
-        self._compact = compact
+        if entries:
+            self._compact = compact
         index = size
-        for request in batch:
+        for request in accepted:
             request.indexes = list(range(index, index + len(request.entries)))
             index += len(request.entries)
             request.done = True
+        # Only now, once the claims they lost to are durable, do the refused requests learn it.
+        for request, error in replays:
+            self._finish(request, error)
 
     # ----------------------------------------------------------------------------------------------
     # Reading.
@@ -413,6 +456,23 @@ class BaseStore(ABC):
                 workers=workers,
             )
 
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """Hold the writer role for a write outside the log (meta, pruning): serialised with the
+        appends by the same condition, so it never interleaves with a batch's transaction."""
+        with self._cond:
+            if self._closed:
+                raise StorageError("the audit store is closed")
+            while self._writing:
+                self._cond.wait()
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
     # ----------------------------------------------------------------------------------------------
     # Lifecycle.
 
@@ -435,3 +495,45 @@ class BaseStore(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _spend(
+    batch: list[_Request], size: int, held: dict[tuple[str, str], tuple[int, str | None]]
+) -> tuple[list[_Request], list[tuple[_Request, ReplayError]], list[ClaimRow]]:
+    """Split the batch into the requests whose claims are free (in order) and those whose
+    claims are taken; returns the claim rows to store for the former."""
+    if not held and not any(request.claims for request in batch):
+        return batch, [], []
+    accepted: list[_Request] = []
+    replays: list[tuple[_Request, ReplayError]] = []
+    rows: list[ClaimRow] = []
+    index = size
+    for request in batch:
+        conflict = next(
+            (
+                (c.scope, c.key, held[(c.scope, c.key)])
+                for c in request.claims
+                if (c.scope, c.key) in held
+            ),
+            None,
+        )
+        if conflict is not None:
+            scope, key, (first, value) = conflict
+            replays.append(
+                (
+                    request,
+                    ReplayError(
+                        f"{scope} {key[:80]!r} was already claimed by log entry {first}",
+                        scope=scope,
+                        first_index=first,
+                        first_value=value,
+                    ),
+                )
+            )
+            continue
+        for claim in {(c.scope, c.key): c for c in request.claims}.values():
+            held[(claim.scope, claim.key)] = (index, claim.value)
+            rows.append((claim.scope, claim.key, index, claim.value, claim.expires_at))
+        accepted.append(request)
+        index += len(request.entries)
+    return accepted, replays, rows

@@ -14,6 +14,10 @@ Tables:
 - ``checkpoints(size, note)``: the signed checkpoint of every integrated batch.
 - ``log_config(key, value)``: the origin and the log's Ed25519 key (see below).
 - ``meta(key, value)``: the authority's own state.
+- ``once(scope, key, idx, value, expires_at)``: the single-use ledger. Each row is a value spent by
+  the entry ``idx``, written in that entry's transaction; the primary key ``(scope, key)`` lets a
+  value be spent once, whichever process appends. Rows past ``expires_at`` are pruned. Logs created
+  before the ledger existed get the table when they are opened.
 
 The log's signing key is created on first open and kept in ``log_config``, unless one is passed in
 (then only its public key is stored). Whoever can write this file can also re-sign a rewritten
@@ -28,7 +32,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import nacl.signing
 
@@ -42,7 +46,13 @@ from authchain.audit.events import AuditEvent
 from authchain.audit.merkle import EMPTY_ROOT, NodeKey, NodeReader
 from authchain.audit.note import NoteSigner, NoteVerifier
 from authchain.audit.store import LogEntry
-from authchain.audit.store.base import DEFAULT_MAX_BATCH, BaseStore, PreparedEntry, Snapshot
+from authchain.audit.store.base import (
+    DEFAULT_MAX_BATCH,
+    BaseStore,
+    ClaimRow,
+    PreparedEntry,
+    Snapshot,
+)
 from authchain.errors import (
     AuthchainError,
     CheckpointError,
@@ -80,8 +90,19 @@ CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# The single-use ledger, created when missing so logs of earlier releases gain it on open.
+_LEDGER: Final = (
+    "CREATE TABLE IF NOT EXISTS once (scope TEXT NOT NULL, key TEXT NOT NULL, "
+    "idx INTEGER NOT NULL, value TEXT, expires_at INTEGER NOT NULL, PRIMARY KEY (scope, key)) "
+    "WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS once_by_expiry ON once (expires_at)",
+)
+
 # SQLite's default limit on host parameters is 32766 (since 3.32); stay well below.
 _MAX_PARAMS: Final = 500
+
+
+_T = TypeVar("_T")
 
 
 def _node_key(level: int, index: int) -> int:
@@ -215,6 +236,8 @@ class SQLiteStore(BaseStore):
                     if not create:
                         raise ConfigurationError(f"{self.path} is not an Authchain audit log")
                     self._create(conn, origin or DEFAULT_ORIGIN, signing_key)
+                for statement in _LEDGER:
+                    conn.execute(statement)
                 config = dict(conn.execute("SELECT key, value FROM log_config").fetchall())
                 conn.execute("COMMIT")
             except BaseException:
@@ -339,6 +362,34 @@ class SQLiteStore(BaseStore):
             conn.execute(
                 "INSERT INTO checkpoints (size, note) VALUES (?, ?)",
                 (checkpoint.size, checkpoint.text),
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"audit log write failed: {exc}") from exc
+
+    def _claims_held(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, str | None]]:
+        by_scope: dict[str, list[str]] = {}
+        for scope, key in keys:
+            by_scope.setdefault(scope, []).append(key)
+        held: dict[tuple[str, str], tuple[int, str | None]] = {}
+        try:
+            for scope, scope_keys in by_scope.items():
+                for chunk in _chunks(scope_keys, _MAX_PARAMS):
+                    marks = ",".join("?" * len(chunk))
+                    for key, idx, value in self._writer.execute(
+                        f"SELECT key, idx, value FROM once WHERE scope = ? AND key IN ({marks})",
+                        [scope, *chunk],
+                    ):
+                        held[(scope, key)] = (int(idx), value)
+        except sqlite3.Error as exc:
+            raise StorageError(f"audit log read failed: {exc}") from exc
+        return held
+
+    def _insert_claims(self, rows: Sequence[ClaimRow]) -> None:
+        try:
+            self._writer.executemany(
+                "INSERT INTO once (scope, key, idx, value, expires_at) VALUES (?, ?, ?, ?, ?)", rows
             )
         except sqlite3.Error as exc:
             raise StorageError(f"audit log write failed: {exc}") from exc
@@ -489,33 +540,46 @@ class SQLiteStore(BaseStore):
         return None if row is None else str(row[0])
 
     def put_meta(self, key: str, value: str) -> None:
-        # Through the writer connection, serialised with appends by the same condition.
-        with self._cond:
-            if self._closed:
-                raise StorageError("the audit store is closed")
-            while self._writing:
-                self._cond.wait()
-            self._writing = True
-        try:
-            self._writer.execute("BEGIN IMMEDIATE")
+        # Through the writer connection, serialised with appends.
+        self._write_outside_log(
+            f"cannot store {key!r}",
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # The single-use ledger.
+
+    def claimed(self, scope: str, key: str) -> tuple[int, str | None] | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT idx, value FROM once WHERE scope = ? AND key = ?", (scope, key)
+            ).fetchone()
+        return None if row is None else (int(row[0]), row[1])
+
+    def prune_claims(self, before: int) -> int:
+        return self._write_outside_log(
+            "cannot prune the single-use ledger",
+            "DELETE FROM once WHERE expires_at < ?",
+            (before,),
+        )
+
+    def _write_outside_log(self, what: str, sql: str, params: tuple[object, ...]) -> int:
+        with self._writer_turn():
             try:
-                self._writer.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot store {key!r}: {exc}") from exc
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
+                self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    changed = self._writer.execute(sql, params).rowcount
+                    self._writer.execute("COMMIT")
+                except BaseException:
+                    self._writer.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"{what}: {exc}") from exc
+        return int(changed)
 
 
-def _chunks(items: list[int] | list[str], size: int) -> Iterator[list[int] | list[str]]:
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
