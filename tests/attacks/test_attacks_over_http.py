@@ -408,7 +408,13 @@ def test_findings_fail_on_gates_ci_and_hostile_names_do_not_break_the_report(
     authority: Authority,
 ) -> None:
     tool = authority.register(_names("tool"), "service", ["crm:write"], endpoints=[TOOL_URL])
-    _report(tool, token=None, proof=None, action="[/][conceal]crm.sync\x1b[31m")
+    _report(
+        tool,
+        token=None,
+        proof=None,
+        action="[/][conceal]crm.sync",
+        presenter="[bold]spiffe://example.org/agent/\x1b[31mred",
+    )
     done = subprocess.run(
         [*AUTHCHAIN, "findings", "--db", str(authority.db), "--fail-on", "high"],
         capture_output=True,
@@ -437,7 +443,10 @@ def test_the_server_refuses_to_start_on_a_tampered_log(authority: Authority, tmp
     copy = tmp_path / "tampered.db"
     authority.stop()
     try:
-        shutil.copy(authority.db, copy)
+        for suffix in ("", "-wal", "-shm"):
+            source = authority.db.with_name(authority.db.name + suffix)
+            if source.exists():
+                shutil.copy(source, copy.with_name(copy.name + suffix))
     finally:
         authority.start()
     with sqlite3.connect(copy) as db:
