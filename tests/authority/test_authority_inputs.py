@@ -191,3 +191,15 @@ def test_a_malformed_scope_is_refused_naming_the_scope_and_recorded(
         world.hop(PLANNER, root, CRM_AGENT, scope)
     assert at_hop.value.input is Input.SCOPE
     _refused(world, at_hop.value, HopDenied)
+
+
+def test_request_details_json_cannot_carry_are_refused_naming_them(world: World) -> None:
+    with pytest.raises(MalformedError) as caught:
+        world.authority.start_task(
+            subject_token=world.id_token(),
+            dpop_proof=world.token_proof(PLANNER),
+            scope="crm:read",
+            request_details={"purpose": "x", "n": 1 << 70},
+        )
+    assert caught.value.input is Input.REQUEST_DETAILS
+    _refused(world, caught.value, TaskDenied)

@@ -129,7 +129,12 @@ def task_context(details: Mapping[str, Any] | str | None) -> dict[str, Any]:
         details = json_loads_strict(details, max_len=MAX_REQUEST_DETAILS)
     if not isinstance(details, Mapping):
         raise MalformedError("request_details must be a JSON object")
-    if len(orjson.dumps(dict(details))) > MAX_REQUEST_DETAILS:
+    try:
+        encoded = orjson.dumps(dict(details))
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        # A library caller's dict may hold what JSON cannot carry (an integer beyond 64 bits).
+        raise MalformedError("request_details is not a JSON object of JSON values") from exc
+    if len(encoded) > MAX_REQUEST_DETAILS:
         raise MalformedError(f"request_details is longer than {MAX_REQUEST_DETAILS} bytes")
     purpose = details.get("purpose", "")
     if not isinstance(purpose, str) or len(purpose) > MAX_PURPOSE:
