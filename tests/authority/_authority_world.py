@@ -4,7 +4,6 @@ make real DPoP proofs and real hops (no mocks: every token is signed and verifie
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -17,7 +16,6 @@ from authchain.audit.records import Record, read
 from authchain.audit.store import LogStore
 from authchain.authority import Authority, IssuedToken
 from authchain.identity.keys import SigningKey
-from authchain.identity.registry import WorkloadRecord
 from authchain.policy import PolicyEngine
 from authchain.tokens.dpop import create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
@@ -97,11 +95,6 @@ class World:
     ) -> None:
         self.store = store
         self.clock = clock or Clock()
-        if authority is not None and not _ENDPOINTS_REGISTERED:
-            # A reopened authority: what register_serving gave in memory is given again.
-            for spiffe_id, endpoints in ENDPOINTS.items():
-                if authority.registry.find_workload(spiffe_id) is not None:
-                    give_endpoints(authority, spiffe_id, endpoints)
         self.authority = authority or Authority(
             store, issuer=ISSUER, trust_domain=TRUST_DOMAIN, policy=policy, clock=self.clock
         )
@@ -247,23 +240,6 @@ class World:
         return [event.kind for _, event in self.events()]
 
 
-# Until registration takes ``endpoints`` (issue 10, the registry's part), a registered record is
-# given them in memory by this subclass; action reports read ``endpoints`` from the record.
-_ENDPOINTS_REGISTERED = "endpoints" in {f.name for f in dataclasses.fields(WorkloadRecord)}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Serving(WorkloadRecord):
-    endpoints: tuple[str, ...] = ()
-
-
-def give_endpoints(authority: Authority, spiffe_id: str, endpoints: Sequence[str]) -> None:
-    """Give a registered workload, in memory, the endpoints registration cannot yet record."""
-    record = authority.registry.workload(spiffe_id)
-    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(WorkloadRecord)}
-    authority.registry.put_workload(_Serving(**values, endpoints=tuple(endpoints)))
-
-
 def register_serving(
     authority: Authority,
     spiffe_id: str,
@@ -274,14 +250,9 @@ def register_serving(
     endpoints: Sequence[str] = (),
 ) -> int:
     """Register a workload with the URL prefixes it serves (the services that report actions)."""
-    if _ENDPOINTS_REGISTERED:
-        return authority.register_workload(  # type: ignore[call-arg, unused-ignore]
-            spiffe_id, kind=kind, jwk=jwk, scopes=scopes, endpoints=endpoints
-        )
-    index = authority.register_workload(spiffe_id, kind=kind, jwk=jwk, scopes=scopes)
-    if endpoints:
-        give_endpoints(authority, spiffe_id, endpoints)
-    return index
+    return authority.register_workload(
+        spiffe_id, kind=kind, jwk=jwk, scopes=scopes, endpoints=endpoints
+    )
 
 
 def sqlite_file(store: LogStore) -> Path:

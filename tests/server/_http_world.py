@@ -5,7 +5,6 @@ by hand (so tests can break each part of a request on purpose)."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import time
 import warnings
@@ -19,7 +18,6 @@ import httpx
 from authchain.audit.store import LogStore, open_store
 from authchain.authority import Authority
 from authchain.identity.keys import SigningKey
-from authchain.identity.registry import WorkloadRecord
 from authchain.server import create_app
 from authchain.tokens.dpop import content_digest, create_proof
 from authchain.tokens.id_token import LocalIdentityProvider
@@ -149,23 +147,6 @@ class World:
         return self.client.post(path, json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 
-# Until registration takes ``endpoints`` (issue 10, the registry's part), a registered record is
-# given them in memory by this subclass; action reports read ``endpoints`` from the record.
-_ENDPOINTS_REGISTERED = "endpoints" in {f.name for f in dataclasses.fields(WorkloadRecord)}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Serving(WorkloadRecord):
-    endpoints: tuple[str, ...] = ()
-
-
-def give_endpoints(authority: Authority, spiffe_id: str, endpoints: Sequence[str]) -> None:
-    """Give a registered workload, in memory, the endpoints registration cannot yet record."""
-    record = authority.registry.workload(spiffe_id)
-    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(WorkloadRecord)}
-    authority.registry.put_workload(_Serving(**values, endpoints=tuple(endpoints)))
-
-
 def register_serving(
     authority: Authority,
     spiffe_id: str,
@@ -176,14 +157,9 @@ def register_serving(
     endpoints: Sequence[str] = (),
 ) -> int:
     """Register a workload with the URL prefixes it serves (the services that report actions)."""
-    if _ENDPOINTS_REGISTERED:
-        return authority.register_workload(  # type: ignore[call-arg, unused-ignore]
-            spiffe_id, kind=kind, jwk=jwk, scopes=scopes, endpoints=endpoints
-        )
-    index = authority.register_workload(spiffe_id, kind=kind, jwk=jwk, scopes=scopes)
-    if endpoints:
-        give_endpoints(authority, spiffe_id, endpoints)
-    return index
+    return authority.register_workload(
+        spiffe_id, kind=kind, jwk=jwk, scopes=scopes, endpoints=endpoints
+    )
 
 
 def reopen(world: World, path: Path) -> World:
@@ -191,8 +167,6 @@ def reopen(world: World, path: Path) -> World:
     closing ``world`` it is the restarted server; beside a live ``world``, a second process."""
     store = open_store(str(path))
     authority = Authority(store, issuer=ISSUER, trust_domain=TRUST_DOMAIN, clock=world.clock)
-    if not _ENDPOINTS_REGISTERED:
-        give_endpoints(authority, TOOL, [TOOL_URL])
     app = create_app(authority, admin_token=ADMIN_TOKEN, public_log=True)
     client = TestClient(app, base_url=ISSUER, raise_server_exceptions=False)
     return World(store, authority, client, world.idp, world.clock, world.keys)
