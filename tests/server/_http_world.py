@@ -209,3 +209,30 @@ def make_world(
             endpoints=endpoints,
         )
     return world
+
+
+def asgi_post_scope(
+    path: str,
+    *,
+    content_type: str = "application/json",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> dict[str, Any]:
+    """The ASGI scope of a ``POST`` to ``path`` on this authority, for tests that drive the app
+    with their own ``receive`` (a client that disconnects, or trickles its body)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "server": ("authority.example.org", 443),
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"authority.example.org"),
+            (b"content-type", content_type.encode()),
+            *headers,
+        ],
+    }

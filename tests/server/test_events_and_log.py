@@ -22,6 +22,7 @@ from _http_world import (
     TOOL,
     TOOL_URL,
     World,
+    asgi_post_scope,
     make_world,
 )
 
@@ -175,19 +176,7 @@ def test_client_that_disconnects_mid_body_is_not_logged_as_a_server_error(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "https",
-        "server": ("authority.example.org", 443),
-        "path": "/events",
-        "raw_path": b"/events",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"authority.example.org"), (b"content-type", b"application/json")],
-    }
+    scope = asgi_post_scope("/events")
     with caplog.at_level(logging.DEBUG, logger="authchain"):
         anyio.run(world.client.app, scope, receive, send)  # type: ignore[arg-type]
     assert sent[0]["status"] == 400

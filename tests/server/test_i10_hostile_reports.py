@@ -20,6 +20,7 @@ from _http_world import (
     TOOL,
     TOOL_URL,
     World,
+    asgi_post_scope,
     claims,
     register_serving,
 )
@@ -347,19 +348,7 @@ def test_a_body_that_never_finishes_is_a_408(world: World, monkeypatch: pytest.M
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "https",
-        "server": ("authority.example.org", 443),
-        "path": "/events",
-        "raw_path": b"/events",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"authority.example.org"), (b"content-type", b"application/json")],
-    }
+    scope = asgi_post_scope("/events")
     anyio.run(world.client.app, scope, receive, send)  # type: ignore[arg-type]
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["code"] == "request_timeout"

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from _http_world import ADMIN_TOKEN, EVENTS_URL, PLANNER, TOOL, World
+from _http_world import ADMIN_TOKEN, EVENTS_URL, PLANNER, TOOL, World, asgi_post_scope
 
 from authchain._encoding import json_loads_strict
 from authchain.errors import MalformedError
@@ -114,24 +114,14 @@ def test_strict_json_keeps_what_is_in_range() -> None:
 
 
 def _scope(path: str, content_type: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "https",
-        "server": ("authority.example.org", 443),
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"authority.example.org"),
-            (b"content-type", content_type.encode()),
+    return asgi_post_scope(
+        path,
+        content_type=content_type,
+        headers=(
             (b"content-length", b"4096"),
             (b"authorization", f"Bearer {ADMIN_TOKEN}".encode()),
-        ],
-    }
+        ),
+    )
 
 
 def _call(world: World, path: str, content_type: str, then: str) -> list[dict[str, Any]]:
